@@ -1,0 +1,180 @@
+"""The `pcert` command line.
+
+Exit status: 0 every selected check passed (or the bundle is intact); 1 the run completed with
+failures (or the bundle does not verify); 2 usage or infrastructure error, with one message
+saying what to do.
+
+    pcert run [--target T] [--profile P] [--out DIR]
+    pcert verify BUNDLE
+    pcert report BUNDLE
+    pcert targets
+    pcert catalog [--profile P] [--json]
+    pcert prepare TARGET
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from evidence.errors import BundleError
+from targets.errors import TargetError
+
+from .errors import RunError
+from .profiles import ProfileError
+from .specitems import SpecError
+
+EXIT_OK, EXIT_FAILURES, EXIT_ERROR = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def _cmd_run(args) -> int:
+    from .run import RunOptions, execute
+    only = frozenset(x for x in args.only.split(",") if x) if args.only else None
+    options = RunOptions(target=args.target, profile=args.profile,
+                         out=Path(args.out) if args.out else None,
+                         kernel=Path(args.kernel) if args.kernel else None,
+                         spec_dirs=tuple(Path(d) for d in args.specs), only=only,
+                         timeout_s=args.timeout)
+    if options.kernel is not None and not options.kernel.is_file():
+        raise UsageError(f"--kernel {options.kernel}: no such file")
+    result = execute(options)
+    counts = ", ".join(f"{n} {v}" for v, n in result.summary.items() if n)
+    print(f"pcert: {counts}")
+    print(f"pcert: bundle {result.bundle}")
+    for path in result.reports:
+        print(f"pcert: report {path}")
+    return EXIT_OK if result.passed else EXIT_FAILURES
+
+
+def _cmd_verify(args) -> int:
+    from evidence.verify import verify_bundle
+    report = verify_bundle(Path(args.bundle))
+    for line in report.problems:
+        print(f"{args.bundle}: {line}")
+    if report.ok:
+        print(f"{args.bundle}: intact ({report.status})")
+        return EXIT_OK
+    return EXIT_FAILURES
+
+
+def _cmd_report(args) -> int:
+    from reports.render import render_reports
+    for path in render_reports(Path(args.bundle)):
+        print(path)
+    return EXIT_OK
+
+
+def _cmd_targets(args) -> int:
+    from targets.definition import list_targets, load_target
+    from targets.readiness import check_ready
+    width = max(len(n) for n in list_targets())
+    for name in list_targets():
+        target = load_target(name)
+        problems = check_ready(target)
+        state = "ready" if not problems else "not ready: " + "; ".join(problems)
+        print(f"{name:<{width}}  {state}")
+        print(f"{'':<{width}}  {target.description}")
+    return EXIT_OK
+
+
+def _cmd_prepare(args) -> int:
+    from targets import kernel as kernels
+    from targets.definition import load_target
+    from .run import cache_root
+    target = load_target(args.target)
+    if target.kind != "qemu-linux":
+        print(f"pcert: {target.name} needs nothing prepared")
+        return EXIT_OK
+    info = kernels.ensure_kernel(target, cache_dir=cache_root() / "kernels")
+    print(f"pcert: {target.name}: kernel {info.package or info.path} {info.version or ''} "
+          f"sha256 {info.sha256[:16]}…")
+    return EXIT_OK
+
+
+def _cmd_catalog(args) -> int:
+    from .catalog import Catalog
+    from .plan import make_plan
+    from .profiles import load_profile
+    catalog = Catalog.load(tuple(Path(d) for d in args.specs))
+    plan = make_plan(catalog, load_profile(args.profile), multi_process=not args.single_process)
+    tests_of: dict[str, list[str]] = {}
+    for tc in plan.test_cases:
+        for req in tc.verifies:
+            tests_of.setdefault(req, []).append(tc.id)
+    if args.json:
+        json.dump({"plan": plan.to_json(),
+                   "requirements": [{**r.to_json(), "test_cases": tests_of.get(r.id, [])}
+                                    for r in plan.requirements],
+                   "test_cases": [tc.id for tc in plan.test_cases]},
+                  sys.stdout, indent=2, sort_keys=True)
+        print()
+        return EXIT_OK
+    p = plan.to_json()
+    print(f"{plan.profile.title} ({plan.profile.label})")
+    print(f"  {p['interfaces']} interfaces, {p['requirements']} requirements, "
+          f"{p['test_cases']} test cases")
+    for req in plan.requirements:
+        tests = tests_of.get(req.id, [])
+        print(f"  {req.id:<28} {req.method:<8} {len(tests):>3} test(s)  {req.text[:70]}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pcert", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the checks of a profile on a target into a bundle")
+    run.add_argument("--target", default="linux-x86_64", help="target name or .toml path")
+    run.add_argument("--profile", default="face-safety-base", help="profile[@edition]")
+    run.add_argument("--out", help="bundle directory (default runs/<run-id>)")
+    run.add_argument("--kernel", help="boot this kernel instead of the target's")
+    run.add_argument("--specs", action="append", default=[], help="extra spec directory")
+    run.add_argument("--only", help="comma-separated test case ids")
+    run.add_argument("--timeout", type=int, help="per-test-case timeout in the guest, seconds")
+    run.set_defaults(func=_cmd_run)
+
+    verify = sub.add_parser("verify", help="check a bundle's integrity")
+    verify.add_argument("bundle")
+    verify.set_defaults(func=_cmd_verify)
+
+    report = sub.add_parser("report", help="render a bundle's reports again")
+    report.add_argument("bundle")
+    report.set_defaults(func=_cmd_report)
+
+    targets = sub.add_parser("targets", help="list targets and whether each is ready here")
+    targets.set_defaults(func=_cmd_targets)
+
+    prepare = sub.add_parser("prepare", help="fetch what a target needs (kernel) into the cache")
+    prepare.add_argument("target")
+    prepare.set_defaults(func=_cmd_prepare)
+
+    catalog = sub.add_parser("catalog", help="show the requirements and test cases of a profile")
+    catalog.add_argument("--profile", default="face-safety-base")
+    catalog.add_argument("--specs", action="append", default=[])
+    catalog.add_argument("--single-process", action="store_true",
+                         help="plan for a target without multiple processes (drops MP interfaces)")
+    catalog.add_argument("--json", action="store_true")
+    catalog.set_defaults(func=_cmd_catalog)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, RunError, TargetError, ProfileError, SpecError, BundleError) as exc:
+        print(f"pcert: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("pcert: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

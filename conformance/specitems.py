@@ -1,0 +1,419 @@
+"""Spec items: behavioural requirements and test cases loaded from YAML (docs/specs.md).
+
+Every problem is reported as `<file>:<line>: <field>: <what is wrong>`, so a spec author can
+jump straight to it:
+
+>>> import tempfile
+>>> d = Path(tempfile.mkdtemp())
+>>> _ = (d / "bad.yaml").write_text("unit: demo\\ntitle: Demo\\nrequirements:\\n  - id: REQ-x\\n")
+>>> try:
+...     load_spec_dirs([d])
+... except SpecError as e:
+...     print(str(e).replace(str(d) + "/", ""))
+bad.yaml:4: requirements[0].id: 'REQ-x' does not match '^REQ-[A-Za-z0-9_]+-[0-9]{3}$'
+bad.yaml:4: requirements[0].interface: required field is missing
+bad.yaml:4: requirements[0].method: required field is missing
+bad.yaml:4: requirements[0].source: required field is missing
+bad.yaml:4: requirements[0].text: required field is missing
+
+The built-in suite loads cleanly:
+
+>>> specs = load_spec_dirs([builtin_spec_dir()])
+>>> specs.test_cases["TC-open-001"].interface
+'open'
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from .requirements import Requirement
+
+SCHEMA_PATH = Path(__file__).with_name("spec.schema.json")
+DEFAULT_RET_TYPE = "long"
+RETURN_OPS = ("==", "!=", "<=", ">=", "<", ">")
+_RETURN = re.compile(r"^\s*(==|!=|<=|>=|<|>)?\s*(.*?)\s*$", re.S)
+
+
+class SpecError(ValueError):
+    """Spec files that cannot be used; one `<file>:<line>: <field>: <problem>` line each.
+
+    >>> str(SpecError(["a.yaml:3: unit: bad", "a.yaml:9: title: bad"]))
+    'a.yaml:3: unit: bad\\na.yaml:9: title: bad'
+    """
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+@dataclass(frozen=True)
+class TestCase:
+    """One test case, as written in its spec file, with the interface it is filed under.
+
+    `expect_return` is normalised to "<op> <expr>" (`return_check` splits it); `timeout_s` is
+    None for the runtime default; `source_file` is relative to its spec directory, so it does
+    not depend on where the checkout lives; `lines` maps setup/call/body/cleanup to the YAML
+    line of their first line of code.
+    """
+
+    __test__ = False  # not a pytest class, despite the name
+
+    id: str
+    title: str
+    unit: str
+    interface: str
+    kind: str
+    verifies: tuple[str, ...]
+    options: tuple[str, ...]
+    timeout_s: int | None
+    setup: str
+    call: str | None
+    ret_type: str
+    expect_return: str | None
+    expect_errno: str | None
+    body: str
+    cleanup: str
+    expected: str
+    source_file: str
+    source_line: int
+    lines: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    @property
+    def return_check(self) -> tuple[str, str] | None:
+        """(op, C expression) of the expected return value, e.g. ('>=', '0')."""
+        return None if self.expect_return is None else _split_return(self.expect_return)
+
+    @property
+    def inputs(self) -> str:
+        """Setup and call as C, for the evidence's description of the test inputs."""
+        parts = [self.setup.strip(), f"ret = {self.call};" if self.call else ""]
+        return "\n".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class SpecFile:
+    """One parsed spec file; `name` is its path relative to the spec directory it came from."""
+
+    path: Path
+    unit: str
+    title: str
+    includes: tuple[str, ...]
+    prelude: str
+    requirements: list[Requirement]
+    test_cases: list[TestCase]
+    name: str = ""
+    prelude_line: int = 0
+
+
+@dataclass(frozen=True)
+class SpecSet:
+    """All loaded spec files, with their requirements and test cases by id (in file order)."""
+
+    files: list[SpecFile]
+    requirements: dict[str, Requirement]
+    test_cases: dict[str, TestCase]
+
+    def file_of(self, test_case_id: str) -> SpecFile:
+        unit = self.test_cases[test_case_id].unit
+        return next(f for f in self.files if f.unit == unit)
+
+
+def builtin_spec_dir() -> Path:
+    """The directory of the built-in behavioural suite (conformance/specs)."""
+    return Path(str(resources.files("conformance") / "specs"))
+
+
+def load_spec_dirs(dirs: list[Path]) -> SpecSet:
+    """Load every *.yaml file of `dirs` (in that order, files sorted by name) and cross-check.
+
+    Ids and units must be unique across all files, and every `verifies` entry must name a
+    requirement of some loaded file.
+    """
+    problems: list[str] = []
+    parsed: list[_Parsed] = []
+    for d in map(Path, dirs):
+        if not d.is_dir():
+            problems.append(f"{_shown(d)}: not a directory")
+            continue
+        for path in sorted([*d.glob("*.yaml"), *d.glob("*.yml")]):
+            try:
+                parsed.append(_parse(path, root=d))
+            except SpecError as e:
+                problems.extend(e.problems)
+    if problems:
+        raise SpecError(problems)
+    return _link(parsed)
+
+
+def load_spec_file(path: Path) -> SpecFile:
+    """Load and check one file on its own; `verifies` may name requirements of other files."""
+    path = Path(path)
+    return _link([_parse(path, root=path.parent)], check_references=False).files[0]
+
+
+# --- parsing one file ------------------------------------------------------------------------
+
+
+@dataclass
+class _Parsed:
+    path: Path
+    name: str
+    data: dict
+    where: "_Positions"
+
+
+class _Positions:
+    """Lines of the YAML nodes, by field path such as ('test_cases', 3, 'verifies')."""
+
+    def __init__(self, root: yaml.Node | None, shown: str):
+        self.shown = shown
+        self._line: dict[tuple, int] = {(): 1}
+        self._code_line: dict[tuple, int] = {}
+        self.duplicates: list[str] = []
+        if root is not None:
+            self._walk(root, (), root.start_mark.line + 1)
+
+    def line(self, path: tuple) -> int:
+        """Line of the field (its key) or list item; the nearest enclosing one if unknown."""
+        path = tuple(path)
+        while path not in self._line:
+            path = path[:-1]
+        return self._line[path]
+
+    def code_line(self, path: tuple) -> int:
+        """Line of the first character of a scalar's content (block scalars start below)."""
+        return self._code_line.get(tuple(path), self.line(path))
+
+    def _walk(self, node: yaml.Node, path: tuple, line: int) -> None:
+        self._line[path] = line
+        if isinstance(node, yaml.ScalarNode):
+            below = node.style in ("|", ">")
+            self._code_line[path] = node.start_mark.line + 1 + (1 if below else 0)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._walk(item, path + (i,), item.start_mark.line + 1)
+        elif isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else str(key.start_mark)
+                key_line = key.start_mark.line + 1
+                if name in seen:
+                    # PyYAML keeps the last one silently; a lost field is a hidden bug.
+                    self.duplicates.append(
+                        f"{self.shown}:{key_line}: {format_path(path + (name,))}: "
+                        f"duplicate key (first at line {seen[name]})")
+                    continue
+                seen[name] = key_line
+                self._walk(value, path + (name,), key_line)
+
+
+def _parse(path: Path, root: Path) -> _Parsed:
+    shown = _shown(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError([f"{shown}:1: cannot read: {e}"]) from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else 1
+        what = " ".join(p for p in (e.context, e.problem) if p)
+        raise SpecError([f"{shown}:{line}: YAML syntax error: {what}"]) from None
+    except yaml.YAMLError as e:
+        raise SpecError([f"{shown}:1: YAML error: {e}"]) from None
+    finally:
+        loader.dispose()
+    where = _Positions(node, shown)
+    problems = where.duplicates + _schema_problems(data, where)
+    if problems:
+        raise SpecError(problems)
+    return _Parsed(path=path, name=path.relative_to(root).as_posix(), data=data, where=where)
+
+
+@cache
+def schema() -> dict:
+    """The spec file schema (conformance/spec.schema.json)."""
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def _schema_problems(data, where: _Positions) -> list[str]:
+    validator = jsonschema.Draft202012Validator(schema())
+    found = set()
+    for error in validator.iter_errors(data):
+        for path, message in _explain(error):
+            found.add((where.line(path), format_path(path), message))
+    return [f"{where.shown}:{line}: {field}: {message}" for line, field, message in sorted(found)]
+
+
+def _explain(error: jsonschema.ValidationError) -> list[tuple[tuple, str]]:
+    """(field path, message) pairs that name the offending field itself."""
+    path = tuple(error.absolute_path)
+    if error.validator in ("required", "dependentRequired"):
+        missing = re.match(r"^'(.*?)' is ", error.message)
+        name = missing.group(1) if missing else "?"
+        why = ""
+        if error.validator == "dependentRequired":
+            trigger = next(k for k, v in error.validator_value.items()
+                           if name in v and k in error.instance)
+            why = f" (needed with '{trigger}')"
+        elif "then" in error.schema_path:
+            why = _then_reason(error)
+        return [(path + (name,), f"required field is missing{why}")]
+    if error.validator == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(known))
+        return [(path + (k,), f"unknown field (known: {', '.join(known)})") for k in extra]
+    message = error.message
+    if error.validator == "enum":
+        message = f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+    if len(message) > 200:
+        message = message[:197] + "..."
+    return [(path, message)]
+
+
+def _then_reason(error: jsonschema.ValidationError) -> str:
+    """The description of the if/then rule a `required` error came from."""
+    rule = schema()
+    for step in list(error.schema_path)[:-2]:  # up to the rule, before "then", "required"
+        rule = rule[step]
+    return f" ({rule['description']})" if isinstance(rule, dict) and "description" in rule else ""
+
+
+def format_path(path: tuple) -> str:
+    """('test_cases', 3, 'verifies') -> 'test_cases[3].verifies'.
+
+    >>> format_path(('test_cases', 3, 'verifies', 0))
+    'test_cases[3].verifies[0]'
+    >>> format_path(())
+    '(file)'
+    """
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(file)"
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the working directory when it is below it (shorter messages)."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+# --- building records and cross-checking files -----------------------------------------------
+
+
+def _link(parsed: list[_Parsed], check_references: bool = True) -> SpecSet:
+    problems: list[str] = []
+    first_seen: dict[str, str] = {}  # id or unit -> "<file>:<line>"
+
+    def claim(key: str, p: _Parsed, path: tuple, what: str) -> None:
+        here = f"{p.where.shown}:{p.where.line(path)}"
+        if key in first_seen:
+            problems.append(f"{here}: {format_path(path)}: {what} {key.split(':', 1)[1]!r} "
+                            f"is already defined at {first_seen[key]}")
+        else:
+            first_seen[key] = here
+
+    requirements: dict[str, Requirement] = {}
+    for p in parsed:
+        claim(f"unit:{p.data['unit']}", p, ("unit",), "unit")
+        for i, r in enumerate(p.data.get("requirements", [])):
+            claim(f"req:{r['id']}", p, ("requirements", i, "id"), "requirement")
+            requirements.setdefault(r["id"], _requirement(r, p.data["unit"]))
+
+    files, test_cases = [], {}
+    for p in parsed:
+        local = {r["id"]: requirements[r["id"]] for r in p.data.get("requirements", [])}
+        known = requirements if check_references else {**requirements, **local}
+        cases = []
+        for i, raw in enumerate(p.data.get("test_cases", [])):
+            claim(f"tc:{raw['id']}", p, ("test_cases", i, "id"), "test case")
+            for j, req_id in enumerate(raw["verifies"]):
+                if check_references and req_id not in known:
+                    path = ("test_cases", i, "verifies")
+                    problems.append(f"{p.where.shown}:{p.where.line(path + (j,))}: "
+                                    f"{format_path(path)}: {req_id!r} is not a known requirement")
+            tc = _test_case(raw, p, ("test_cases", i), known)
+            cases.append(tc)
+            test_cases.setdefault(tc.id, tc)
+        files.append(SpecFile(
+            path=p.path, unit=p.data["unit"], title=p.data["title"],
+            includes=tuple(p.data.get("includes", [])), prelude=p.data.get("prelude", ""),
+            requirements=list(local.values()), test_cases=cases, name=p.name,
+            prelude_line=p.where.code_line(("prelude",)) if "prelude" in p.data else 0))
+    if problems:
+        raise SpecError(problems)
+    return SpecSet(files=files, requirements=requirements, test_cases=test_cases)
+
+
+def _requirement(raw: dict, unit: str) -> Requirement:
+    return Requirement.make(
+        raw["id"], interface=raw["interface"], unit=unit, text=raw["text"],
+        source=raw["source"], method=raw["method"], status=raw.get("status", "active"))
+
+
+def _test_case(raw: dict, p: _Parsed, path: tuple, known: dict[str, Requirement]) -> TestCase:
+    first = known.get(raw["verifies"][0])
+    expect = raw.get("expect", {})
+    expect_return = _normalise_return(expect["return"]) if "return" in expect else None
+    return TestCase(
+        id=raw["id"], title=raw["title"], unit=p.data["unit"],
+        interface=first.interface if first else "",
+        kind=raw["kind"], verifies=tuple(raw["verifies"]), options=tuple(raw.get("options", [])),
+        timeout_s=raw.get("timeout"), setup=raw.get("setup", ""), call=raw.get("call"),
+        ret_type=" ".join(raw.get("ret_type", DEFAULT_RET_TYPE).split()),
+        expect_return=expect_return, expect_errno=expect.get("errno"),
+        body=raw.get("body", ""), cleanup=raw.get("cleanup", ""),
+        expected=" ".join(raw["expected"].split()) if "expected" in raw
+        else describe_expectation(expect_return, expect.get("errno")),
+        source_file=p.name, source_line=p.where.line(path),
+        lines={k: p.where.code_line(path + (k,)) for k in ("setup", "call", "body", "cleanup")
+               if k in raw})
+
+
+def _split_return(text: str) -> tuple[str, str]:
+    match = _RETURN.match(text)
+    return (match.group(1) or "==", match.group(2))
+
+
+def _normalise_return(value) -> str:
+    """'>=0' -> '>= 0'; a bare value means equality: -1 -> '== -1'.
+
+    >>> [_normalise_return(v) for v in (">=0", -1, "NULL", " != SEM_FAILED ")]
+    ['>= 0', '== -1', '== NULL', '!= SEM_FAILED']
+    """
+    op, expr = _split_return(str(value))
+    return f"{op} {expr}"
+
+
+def describe_expectation(expect_return: str | None, expect_errno: str | None) -> str:
+    """Prose for an `expect` mapping, used when a test case has no `expected`.
+
+    >>> describe_expectation("== -1", "ENOENT")
+    'returns -1 and sets errno to ENOENT'
+    >>> describe_expectation(">= 0", None)
+    'returns >= 0'
+    >>> describe_expectation(None, "EINTR")
+    'sets errno to EINTR'
+    """
+    parts = []
+    if expect_return is not None:
+        op, expr = _split_return(expect_return)
+        parts.append(f"returns {expr}" if op == "==" else f"returns {op} {expr}")
+    if expect_errno is not None:
+        parts.append(f"sets errno to {expect_errno}")
+    return " and ".join(parts)
