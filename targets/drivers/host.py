@@ -1,0 +1,132 @@
+"""Run the runtime binary as an ordinary process on this machine (the `host` target).
+
+>>> m = HostMachine(Path("pcert-runtime"), {"PCERT_NONCE": "0123456789abcdef"})
+>>> m.command()
+['pcert-runtime']
+>>> outcome = m.run(console.write, idle_timeout_s=60, run_timeout_s=600)  # doctest: +SKIP
+
+The process gets a small fixed environment (PATH, LC_ALL=C, HOME = its working directory, plus
+the guest variables), stdin from /dev/null, stdout and stderr merged into one pipe, and a fresh
+empty working directory that is removed afterwards, so runs do not depend on who starts them.
+It leads its own process group: stopping it also stops the test-case children it forked.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from targets.drivers.base import REAP_TIMEOUT_S, TERM_GRACE_S, Machine, Process, RunOutcome
+from targets.errors import TargetError
+
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+class HostMachine(Machine):
+    """The runtime binary run natively; `guest_env` is added to its environment."""
+
+    def __init__(self, binary: Path, guest_env: Mapping[str, str]):
+        for name, value in guest_env.items():
+            if not name or "=" in name or "\0" in name or "\0" in value:
+                raise TargetError(f"guest environment {name!r}={value!r}: a name needs no '=' "
+                                  "and neither may hold a NUL byte")
+        self.binary = Path(binary)
+        self.guest_env = dict(sorted(guest_env.items()))
+        self._workdir: Path | None = None
+
+    def command(self) -> list[str]:
+        return [str(self.binary)]
+
+    def environment(self, workdir: Path) -> dict[str, str]:
+        return {"PATH": DEFAULT_PATH, "LC_ALL": "C", "HOME": str(workdir), **self.guest_env}
+
+    def run(self, on_output: Callable[[bytes], None], *, idle_timeout_s: float,
+            run_timeout_s: float, until: Callable[[], bool] | None = None,
+            end_grace_s: float = 3.0) -> RunOutcome:
+        """Run the binary in a fresh working directory, streaming its output to `on_output`."""
+        with tempfile.TemporaryDirectory(prefix="pcert-host-",
+                                         ignore_cleanup_errors=True) as workdir:
+            self._workdir = Path(workdir)
+            try:
+                return super().run(on_output, idle_timeout_s=idle_timeout_s,
+                                   run_timeout_s=run_timeout_s, until=until,
+                                   end_grace_s=end_grace_s)
+            finally:
+                self._workdir = None
+
+    def _start(self) -> Process:
+        if not self.binary.is_file():
+            raise TargetError(f"{self.binary}: runtime binary not found (build it first)")
+        if not os.access(self.binary, os.X_OK):
+            raise TargetError(f"{self.binary}: not executable (chmod +x, or rebuild it)")
+        assert self._workdir is not None
+        return PipeProcess([str(self.binary.resolve())], self.environment(self._workdir),
+                           self._workdir)
+
+
+class PipeProcess:
+    """A child process group whose stdout and stderr are one pipe, read with select()."""
+
+    def __init__(self, command: list[str], env: dict[str, str], cwd: Path):
+        try:
+            self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                         env=env, cwd=cwd, start_new_session=True)
+        except OSError as exc:
+            raise TargetError(f"{command[0]}: cannot start: {exc.strerror}") from None
+        self.fd = self.proc.stdout.fileno()
+
+    def _exited(self) -> bool:
+        # WNOWAIT: learn that it ended without reaping it, so its pid (= the process group id)
+        # stays reserved until reap() has cleaned up the group.
+        try:
+            info = os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True
+        return info is not None
+
+    def read(self, max_bytes: int, timeout_s: float) -> bytes:
+        ready, _, _ = select.select([self.fd], [], [], timeout_s)
+        if not ready and self._exited():
+            # It may have written just before exiting: look once more before calling it ended.
+            ready, _, _ = select.select([self.fd], [], [], 0)
+            if not ready:
+                raise EOFError
+        if not ready:
+            return b""
+        data = os.read(self.fd, max_bytes)
+        if not data:
+            raise EOFError
+        return data
+
+    def _signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass  # the group is gone already
+
+    def stop(self) -> None:
+        self._signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + TERM_GRACE_S
+        while not self._exited() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._signal_group(signal.SIGKILL)
+
+    def reap(self) -> int | None:
+        deadline = time.monotonic() + REAP_TIMEOUT_S
+        while not self._exited() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # Test-case children left behind by the runtime go with it.
+        self._signal_group(signal.SIGKILL)
+        try:
+            status = self.proc.wait(timeout=REAP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            status = None
+        self.proc.stdout.close()
+        return status

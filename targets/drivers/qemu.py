@@ -1,0 +1,179 @@
+"""Boot a kernel and image in QEMU and stream its serial console (through pexpect).
+
+>>> from targets.definition import load_target
+>>> m = QemuMachine(load_target("linux-x86_64"), Path("vmlinuz"), Path("initramfs.cpio"),
+...                 {"PCERT_NONCE": "0123456789abcdef"})
+>>> m.command()[-1]
+'console=ttyS0 quiet panic=-1 PCERT_NONCE=0123456789abcdef'
+>>> outcome = m.run(console.write, idle_timeout_s=60, run_timeout_s=600)  # doctest: +SKIP
+
+The command line comes from the target's `machine.args` template: placeholders are replaced
+inside each element, never joined into a shell line. Guest environment variables go into the
+kernel command line as NAME=value; the kernel hands them to /init as its environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import pexpect
+
+from targets.definition import Target
+from targets.drivers.base import (POWERED_OFF, REAP_TIMEOUT_S, READ_SIZE, TERM_GRACE_S, Machine,
+                                  Process)
+from targets.errors import TargetError
+
+# No dot in the name (the kernel would take it for a module parameter), nothing that needs
+# quoting in the value (the kernel splits its command line at spaces).
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ENV_VALUE = re.compile(r"[!#-~]*")  # printable ASCII except space and the double quote
+# x86's COMMAND_LINE_SIZE; a longer line is cut off silently by the kernel.
+MAX_APPEND = 2047
+
+
+class QemuMachine(Machine):
+    """One QEMU invocation of a qemu-linux target with a kernel, an image and guest env vars."""
+
+    def __init__(self, target: Target, kernel: Path, image: Path | None,
+                 guest_env: Mapping[str, str]):
+        if target.machine.qemu is None:
+            raise TargetError(f"target {target.name} has no QEMU machine (kind {target.kind})")
+        for name, value in guest_env.items():
+            if not _ENV_NAME.fullmatch(name):
+                raise TargetError(f"guest environment name {name!r}: use letters, digits and _ "
+                                  "(no dots: the kernel would take it for a module parameter)")
+            if not _ENV_VALUE.fullmatch(value):
+                raise TargetError(f"guest environment {name}={value!r}: the value must be "
+                                  "printable ASCII without spaces or double quotes")
+        self.target = target
+        self.kernel = Path(kernel)
+        self.image = None if image is None else Path(image)
+        self.guest_env = dict(sorted(guest_env.items()))
+
+    def append_line(self) -> str:
+        """The kernel command line: the target's `append` with the guest env filled in."""
+        env = " ".join(f"{k}={v}" for k, v in self.guest_env.items())
+        line = " ".join(self.target.machine.append.replace("{guest_env}", env).split())
+        if len(line) > MAX_APPEND:
+            raise TargetError(f"kernel command line is {len(line)} bytes, the limit is "
+                              f"{MAX_APPEND}: pass fewer or shorter guest variables "
+                              "(PCERT_ONLY?)")
+        return line
+
+    def command(self) -> list[str]:
+        """QEMU's argv: `machine.qemu` then `machine.args` with placeholders replaced."""
+        values = {"{kernel}": str(self.kernel), "{append}": self.append_line(),
+                  "{image}": "" if self.image is None else str(self.image)}
+        args = []
+        for template in self.target.machine.args:
+            if "{image}" in template and self.image is None:
+                raise TargetError(f"target {self.target.name} needs an image: {template!r}")
+            for placeholder, value in values.items():
+                template = template.replace(placeholder, value)
+            args.append(template)
+        return [self.target.machine.qemu, *args]
+
+    def _executable(self) -> str:
+        found = shutil.which(self.target.machine.qemu)
+        if found is None:
+            packages = " ".join(self.target.machine.packages) or self.target.machine.qemu
+            raise TargetError(f"{self.target.machine.qemu} not found: apt-get install {packages}")
+        return found
+
+    def version(self) -> str:
+        """First line of `qemu-system-... --version`."""
+        result = subprocess.run([self._executable(), "--version"], capture_output=True,
+                                text=True, timeout=60)
+        lines = result.stdout.splitlines()
+        if result.returncode != 0 or not lines:
+            raise TargetError(f"{self.target.machine.qemu} --version failed: "
+                              f"{result.stderr.strip()}")
+        return lines[0].strip()
+
+    def sha256(self) -> str:
+        """sha256 of the QEMU binary, symlinks resolved."""
+        digest = hashlib.sha256()
+        with open(os.path.realpath(self._executable()), "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    def to_json(self) -> dict[str, str]:
+        """For the bundle manifest's tools.qemu."""
+        return {"command": self.target.machine.qemu, "version": self.version(),
+                "sha256": self.sha256()}
+
+    def _start(self) -> Process:
+        executable = self._executable()
+        for what, path in (("kernel", self.kernel), ("image", self.image)):
+            if path is not None and not path.is_file():
+                raise TargetError(f"{path}: {what} not found")
+        command = self.command()
+        return PexpectProcess(executable, command[1:])
+
+    def _reason_for_exit(self, status: int | None) -> str:
+        # QEMU ends by itself with 0 when the guest powers off (or resets, under -no-reboot).
+        if status == 0:
+            return POWERED_OFF
+        return super()._reason_for_exit(status)
+
+
+class PexpectProcess:
+    """A child on a pseudo-terminal: QEMU's stdio chardev expects a terminal."""
+
+    def __init__(self, executable: str, args: list[str]):
+        try:
+            self.child = pexpect.spawn(executable, args, echo=False, maxread=READ_SIZE,
+                                       timeout=None, encoding=None)
+        except pexpect.ExceptionPexpect as exc:
+            raise TargetError(f"{executable}: cannot start: {exc}") from None
+
+    def read(self, max_bytes: int, timeout_s: float) -> bytes:
+        try:
+            return self.child.read_nonblocking(max_bytes, timeout=timeout_s)
+        except pexpect.TIMEOUT:
+            return b""
+        except pexpect.EOF:
+            raise EOFError from None
+
+    def stop(self) -> None:
+        _signal(self.child, signal.SIGTERM)
+        if _wait_dead(self.child, TERM_GRACE_S):
+            return
+        _signal(self.child, signal.SIGKILL)
+
+    def reap(self) -> int | None:
+        if not _wait_dead(self.child, REAP_TIMEOUT_S):
+            _signal(self.child, signal.SIGKILL)
+            _wait_dead(self.child, REAP_TIMEOUT_S)
+        try:
+            self.child.close(force=True)
+        except pexpect.ExceptionPexpect:
+            return None  # not even SIGKILL ended it; nothing more can be learned
+        if self.child.signalstatus is not None:
+            return -self.child.signalstatus
+        return self.child.exitstatus
+
+
+def _signal(child: pexpect.spawn, sig: int) -> None:
+    try:
+        child.kill(sig)
+    except OSError:
+        pass  # already gone
+
+
+def _wait_dead(child: pexpect.spawn, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while child.isalive():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
