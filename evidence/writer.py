@@ -1,0 +1,233 @@
+"""Write one run's evidence bundle.
+
+Every file is written atomically and recorded with its sha256; ``finalize`` walks the directory
+(so nothing is missed), checks the summary against the results, validates the manifest and
+writes ``manifest.json`` last. A directory without a manifest is therefore an interrupted run.
+
+>>> import tempfile, pathlib
+>>> bundle = BundleWriter(pathlib.Path(tempfile.mkdtemp()) / "run")
+>>> bundle.write_bytes("procedures/file-io.c", b"int tc(void) { return 0; }\\n")
+>>> with bundle.open_console() as console:
+...     _ = console.write(b"boot \\xff noise\\n")
+>>> console.size
+13
+>>> sorted(bundle.written)
+['console.log', 'procedures/file-io.c']
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Iterable
+
+from . import format as fmt
+from .atomic import copy_file_atomic, encode_json, encode_json_line, fsync_directory, \
+    sha256_file, write_bytes_atomic
+from .errors import BundleError
+from .reader import read_json, read_jsonl
+from .schema import validate
+
+
+class BundleWriter:
+    """Creates ``directory`` (which must not exist or be empty) and writes evidence into it."""
+
+    def __init__(self, directory: Path | str):
+        self.path = Path(directory)
+        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise BundleError(f"{self.path}: already exists and is not an empty directory; "
+                              "choose a new run directory (resuming a run is not supported yet)")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.written: dict[str, str] = {}  # name -> sha256 at write time
+        self.console: ConsoleSink | None = None
+        self.finalized = False
+
+    # -- evidence files ---------------------------------------------------------------------
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Write one file atomically, e.g. ``write_bytes("procedures/runtime.c", src)``."""
+        target = self._target(name)
+        write_bytes_atomic(target, data)
+        self.written[name] = sha256_file(target)
+
+    def write_json(self, name: str, obj: object) -> None:
+        """Write deterministic JSON; requirements.json and testcases.json are validated first."""
+        self._validate_records(name, obj)
+        self.write_bytes(name, encode_json(obj))
+
+    def write_jsonl(self, name: str, rows: Iterable[dict]) -> None:
+        """Write one compact, key-sorted JSON object per line; results.jsonl is validated."""
+        rows = list(rows)
+        self._validate_records(name, rows)
+        self.write_bytes(name, b"".join(encode_json_line(row) for row in rows))
+
+    def add_file(self, name: str, src_path: Path | str) -> None:
+        """Copy a file into the bundle (atomically, like every other write)."""
+        target = self._target(name)
+        copy_file_atomic(src_path, target)
+        self.written[name] = sha256_file(target)
+
+    def open_console(self) -> "ConsoleSink":
+        """Start console.log; append raw bytes to the returned sink as they arrive."""
+        if self.console is not None or fmt.CONSOLE in self.written:
+            raise ValueError(f"{self.path}: console.log was already opened")
+        self._check_open()
+        self.console = ConsoleSink(self.path / fmt.CONSOLE, on_close=self._console_closed)
+        return self.console
+
+    def _console_closed(self, sha256: str) -> None:
+        self.written[fmt.CONSOLE] = sha256
+
+    # -- the manifest ------------------------------------------------------------------------
+
+    def finalize(self, manifest: dict, status: str = "complete") -> dict:
+        """Complete ``manifest`` (schema, status, files; summary when absent), check it against
+        the results (summary, one result per planned test case in plan order), validate it
+        and write manifest.json last. Returns the manifest as written."""
+        self._check_open()
+        if self.console is not None and not self.console.closed:
+            raise ValueError(f"{self.path}: close the console sink before finalize()")
+        if status not in fmt.STATUSES:
+            raise ValueError(f"status {status!r} is not one of {', '.join(fmt.STATUSES)}")
+        missing = [name for name in fmt.REQUIRED_FILES if not (self.path / name).exists()]
+        if missing:
+            raise BundleError(f"{self.path}: {', '.join(missing)} not written; a bundle needs "
+                              "them even when nothing ran (write [] or one UNINITIATED result "
+                              "per planned test case)")
+        manifest = dict(manifest, schema=fmt.SCHEMA, status=status, files=self._hash_files())
+        self._check_against_results(manifest)
+        validate("manifest", manifest, where=str(self.path / fmt.MANIFEST))
+        write_bytes_atomic(self.path / fmt.MANIFEST, encode_json(manifest))
+        self.finalized = True
+        return manifest
+
+    def _hash_files(self) -> dict:
+        files = {}
+        for name in fmt.walk_files(self.path):
+            if not fmt.is_listed(name):
+                continue
+            full = self.path / name
+            if not fmt.is_regular(full):
+                raise BundleError(f"{full}: is a symbolic link or special file; a bundle holds "
+                                  "only real files (replace it with a copy of the file)")
+            sha256 = sha256_file(full)
+            # Evidence changed between writing and sealing it: refuse to seal a lie.
+            if name in self.written and self.written[name] != sha256:
+                raise BundleError(f"{full}: changed after it was written to the bundle; "
+                                  "find what modified it and re-run")
+            files[name] = {"sha256": sha256, "size": full.stat().st_size}
+        return files
+
+    def _check_against_results(self, manifest: dict) -> None:
+        """Fill in ``summary`` when absent; refuse a manifest the results contradict."""
+        results = read_jsonl(self.path / fmt.RESULTS)
+        testcases = read_json(self.path / fmt.TESTCASES)
+        # Written with write_bytes, they escaped validation: check before relying on fields.
+        self._validate_records(fmt.RESULTS, results)
+        self._validate_records(fmt.TESTCASES, testcases)
+        self._reconcile(manifest, [case["id"] for case in testcases], results)
+        counts = Counter(row["verdict"] for row in results)
+        summary = {verdict: counts.get(verdict, 0) for verdict in fmt.VERDICTS}
+        given = manifest.setdefault("summary", summary)
+        if given != summary:
+            raise BundleError(f"{self.path / fmt.MANIFEST}: field 'summary' {given} does not "
+                              f"match results.jsonl {summary}; pass the counts of the results "
+                              "written, or leave 'summary' out to have it computed")
+
+    def _reconcile(self, manifest: dict, planned_ids: list[str], results: list[dict]) -> None:
+        # One result per planned test case, in plan order (TET-style reconciliation: a planned
+        # case that never reported must appear as UNINITIATED, never silently vanish).
+        where = self.path / fmt.RESULTS
+        plan = manifest.get("plan")
+        planned = plan.get("test_cases") if isinstance(plan, dict) else None
+        if isinstance(planned, int) and planned != len(results):
+            raise BundleError(f"{where}: {len(results)} lines, but the manifest's "
+                              f"plan.test_cases is {planned}; write one result per planned "
+                              "test case (UNINITIATED for those that never reported)")
+        result_ids = [row["id"] for row in results]
+        if planned_ids != result_ids:
+            raise BundleError(f"{where}: ids do not follow testcases.json in plan order "
+                              f"(first difference: {_first_difference(planned_ids, result_ids)}"
+                              "); write one result per planned test case, in plan order")
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _target(self, name: str) -> Path:
+        self._check_open()
+        fmt.check_name(name)
+        if name == fmt.CONSOLE and self.console is not None:
+            raise ValueError(f"{self.path}: console.log is written by the console sink")
+        target = self.path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def _check_open(self) -> None:
+        if self.finalized:
+            raise ValueError(f"{self.path}: the bundle is finalized; it can no longer change")
+
+    @staticmethod
+    def _validate_records(name: str, obj: object) -> None:
+        kind = fmt.RECORD_KINDS.get(name)
+        if kind is None:
+            return
+        if not isinstance(obj, list):
+            raise BundleError(f"{name}: must be a JSON list of {kind} records, not "
+                              f"{type(obj).__name__}")
+        for index, record in enumerate(obj):
+            validate(kind, record, where=f"{name}[{index}]")
+
+
+class ConsoleSink:
+    """Appends the console's raw bytes to console.log as they arrive.
+
+    Each write goes straight to the OS (no user-space buffer), so a killed run keeps every byte
+    received; ``close`` fsyncs and returns the total byte count. ``size`` is the offset the next
+    byte will have, which is what a console parser records as a result's byte range.
+    """
+
+    def __init__(self, path: Path, on_close=None):
+        self.path = path
+        self.size = 0
+        self.closed = False
+        self._on_close = on_close
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        fsync_directory(path.parent)
+
+    def write(self, data: bytes) -> int:
+        """Append ``data`` untouched; returns ``len(data)`` like a file (``size`` is the total)."""
+        if self.closed:
+            raise ValueError(f"{self.path}: console sink is closed")
+        view = memoryview(data)
+        while view:
+            done = os.write(self._fd, view)
+            view = view[done:]
+        self.size += len(data)
+        return len(data)
+
+    def close(self) -> int:
+        """Make the console durable; returns the total byte count. Closing twice is harmless."""
+        if not self.closed:
+            try:
+                os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+                self.closed = True
+            if self._on_close is not None:
+                self._on_close(sha256_file(self.path))
+        return self.size
+
+    def __enter__(self) -> "ConsoleSink":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _first_difference(left: list[str], right: list[str]) -> str:
+    for index in range(max(len(left), len(right))):
+        a = left[index] if index < len(left) else "nothing"
+        b = right[index] if index < len(right) else "nothing"
+        if a != b:
+            return f"position {index}: planned {a}, result {b}"
+    return "none"
