@@ -39,7 +39,7 @@ from .requirements import Requirement
 
 SCHEMA_PATH = Path(__file__).with_name("spec.schema.json")
 DEFAULT_RET_TYPE = "long"
-RETURN_OPS = ("==", "!=", "<=", ">=", "<", ">")
+DEFAULT_TIMEOUT_S = 10  # the runtime's default when neither the spec nor PCERT_TIMEOUT sets one
 _RETURN = re.compile(r"^\s*(==|!=|<=|>=|<|>)?\s*(.*?)\s*$", re.S)
 
 
@@ -60,9 +60,10 @@ class TestCase:
     """One test case, as written in its spec file, with the interface it is filed under.
 
     `expect_return` is normalised to "<op> <expr>" (`return_check` splits it); `timeout_s` is
-    None for the runtime default; `source_file` is relative to its spec directory, so it does
-    not depend on where the checkout lives; `lines` maps setup/call/body/cleanup to the YAML
-    line of their first line of code.
+    the spec's timeout or the runtime default (`timeout_from_spec` tells which); `source_file`
+    is relative to its spec directory, so it does not depend on where the checkout lives;
+    `lines` maps setup, call, expect.return, expect.errno, body and cleanup to the YAML line
+    where their text starts (for #line directives).
     """
 
     __test__ = False  # not a pytest class, despite the name
@@ -74,7 +75,7 @@ class TestCase:
     kind: str
     verifies: tuple[str, ...]
     options: tuple[str, ...]
-    timeout_s: int | None
+    timeout_s: int
     setup: str
     call: str | None
     ret_type: str
@@ -85,6 +86,7 @@ class TestCase:
     expected: str
     source_file: str
     source_line: int
+    timeout_from_spec: bool = False
     lines: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
@@ -121,10 +123,6 @@ class SpecSet:
     files: list[SpecFile]
     requirements: dict[str, Requirement]
     test_cases: dict[str, TestCase]
-
-    def file_of(self, test_case_id: str) -> SpecFile:
-        unit = self.test_cases[test_case_id].unit
-        return next(f for f in self.files if f.unit == unit)
 
 
 def builtin_spec_dir() -> Path:
@@ -178,7 +176,7 @@ class _Positions:
         self.shown = shown
         self._line: dict[tuple, int] = {(): 1}
         self._code_line: dict[tuple, int] = {}
-        self.duplicates: list[str] = []
+        self.duplicates: list[tuple[int, str, str]] = []  # (line, field, message)
         if root is not None:
             self._walk(root, (), root.start_mark.line + 1)
 
@@ -208,9 +206,8 @@ class _Positions:
                 key_line = key.start_mark.line + 1
                 if name in seen:
                     # PyYAML keeps the last one silently; a lost field is a hidden bug.
-                    self.duplicates.append(
-                        f"{self.shown}:{key_line}: {format_path(path + (name,))}: "
-                        f"duplicate key (first at line {seen[name]})")
+                    self.duplicates.append((key_line, format_path(path + (name,)),
+                                            f"duplicate key (first at line {seen[name]})"))
                     continue
                 seen[name] = key_line
                 self._walk(value, path + (name,), key_line)
@@ -227,19 +224,26 @@ def _parse(path: Path, root: Path) -> _Parsed:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else 1
-        what = " ".join(p for p in (e.context, e.problem) if p)
-        raise SpecError([f"{shown}:{line}: YAML syntax error: {what}"]) from None
+        raise SpecError([f"{shown}:{_syntax_error(e)}"]) from None
     except yaml.YAMLError as e:
         raise SpecError([f"{shown}:1: YAML error: {e}"]) from None
     finally:
         loader.dispose()
     where = _Positions(node, shown)
-    problems = where.duplicates + _schema_problems(data, where)
-    if problems:
-        raise SpecError(problems)
+    found = sorted(set(where.duplicates) | _schema_problems(data, where))
+    if found:
+        raise SpecError([f"{shown}:{line}: {field}: {message}" for line, field, message in found])
     return _Parsed(path=path, name=path.relative_to(root).as_posix(), data=data, where=where)
+
+
+def _syntax_error(e: yaml.MarkedYAMLError) -> str:
+    """'<line>: YAML syntax error: <problem> (<context> at line <n>)' for a PyYAML error."""
+    mark = e.problem_mark or e.context_mark
+    text = f"{mark.line + 1 if mark else 1}: YAML syntax error: {e.problem or e.context}"
+    if e.context and e.problem:
+        text += f" ({e.context}"
+        text += f" at line {e.context_mark.line + 1})" if e.context_mark else ")"
+    return text
 
 
 @cache
@@ -248,13 +252,11 @@ def schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
-def _schema_problems(data, where: _Positions) -> list[str]:
+def _schema_problems(data, where: _Positions) -> set[tuple[int, str, str]]:
+    """(line, field, message) of every schema violation."""
     validator = jsonschema.Draft202012Validator(schema())
-    found = set()
-    for error in validator.iter_errors(data):
-        for path, message in _explain(error):
-            found.add((where.line(path), format_path(path), message))
-    return [f"{where.shown}:{line}: {field}: {message}" for line, field, message in sorted(found)]
+    return {(where.line(path), format_path(path), message)
+            for error in validator.iter_errors(data) for path, message in _explain(error)}
 
 
 def _explain(error: jsonschema.ValidationError) -> list[tuple[tuple, str]]:
@@ -287,8 +289,19 @@ def _then_reason(error: jsonschema.ValidationError) -> str:
     """The description of the if/then rule a `required` error came from."""
     rule = schema()
     for step in list(error.schema_path)[:-2]:  # up to the rule, before "then", "required"
+        while isinstance(rule, dict) and step not in rule and "$ref" in rule:
+            rule = _local_ref(rule["$ref"])  # schema_path steps through $ref silently
         rule = rule[step]
-    return f" ({rule['description']})" if isinstance(rule, dict) and "description" in rule else ""
+    reason = rule.get("description", "") if isinstance(rule, dict) else ""
+    return f": {reason[:1].lower()}{reason[1:].rstrip('.')}" if reason else ""
+
+
+def _local_ref(ref: str) -> dict:
+    """The subschema a local reference such as '#/$defs/test_case' names."""
+    node = schema()
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return node
 
 
 def format_path(path: tuple) -> str:
@@ -317,43 +330,42 @@ def _shown(path: Path) -> str:
 
 
 def _link(parsed: list[_Parsed], check_references: bool = True) -> SpecSet:
+    """Build the records of parsed files, checking that units and ids are unique across them
+    and (with `check_references`) that every `verifies` entry names a loaded requirement."""
     problems: list[str] = []
-    first_seen: dict[str, str] = {}  # id or unit -> "<file>:<line>"
+    first_seen: dict[tuple[str, str], str] = {}  # (what, name) -> "<file>:<line>"
 
-    def claim(key: str, p: _Parsed, path: tuple, what: str) -> None:
+    def claim(what: str, name: str, p: _Parsed, path: tuple) -> None:
         here = f"{p.where.shown}:{p.where.line(path)}"
-        if key in first_seen:
-            problems.append(f"{here}: {format_path(path)}: {what} {key.split(':', 1)[1]!r} "
-                            f"is already defined at {first_seen[key]}")
-        else:
-            first_seen[key] = here
+        there = first_seen.setdefault((what, name), here)
+        if there != here:
+            problems.append(f"{here}: {format_path(path)}: {what} {name!r} "
+                            f"is already defined at {there}")
 
     requirements: dict[str, Requirement] = {}
     for p in parsed:
-        claim(f"unit:{p.data['unit']}", p, ("unit",), "unit")
+        claim("unit", p.data["unit"], p, ("unit",))
         for i, r in enumerate(p.data.get("requirements", [])):
-            claim(f"req:{r['id']}", p, ("requirements", i, "id"), "requirement")
+            claim("requirement", r["id"], p, ("requirements", i, "id"))
             requirements.setdefault(r["id"], _requirement(r, p.data["unit"]))
 
     files, test_cases = [], {}
     for p in parsed:
-        local = {r["id"]: requirements[r["id"]] for r in p.data.get("requirements", [])}
-        known = requirements if check_references else {**requirements, **local}
         cases = []
         for i, raw in enumerate(p.data.get("test_cases", [])):
-            claim(f"tc:{raw['id']}", p, ("test_cases", i, "id"), "test case")
+            claim("test case", raw["id"], p, ("test_cases", i, "id"))
+            path = ("test_cases", i, "verifies")
             for j, req_id in enumerate(raw["verifies"]):
-                if check_references and req_id not in known:
-                    path = ("test_cases", i, "verifies")
+                if check_references and req_id not in requirements:
                     problems.append(f"{p.where.shown}:{p.where.line(path + (j,))}: "
                                     f"{format_path(path)}: {req_id!r} is not a known requirement")
-            tc = _test_case(raw, p, ("test_cases", i), known)
-            cases.append(tc)
-            test_cases.setdefault(tc.id, tc)
+            cases.append(_test_case(raw, p, ("test_cases", i), requirements))
+            test_cases.setdefault(cases[-1].id, cases[-1])
         files.append(SpecFile(
             path=p.path, unit=p.data["unit"], title=p.data["title"],
             includes=tuple(p.data.get("includes", [])), prelude=p.data.get("prelude", ""),
-            requirements=list(local.values()), test_cases=cases, name=p.name,
+            requirements=[requirements[r["id"]] for r in p.data.get("requirements", [])],
+            test_cases=cases, name=p.name,
             prelude_line=p.where.code_line(("prelude",)) if "prelude" in p.data else 0))
     if problems:
         raise SpecError(problems)
@@ -374,15 +386,23 @@ def _test_case(raw: dict, p: _Parsed, path: tuple, known: dict[str, Requirement]
         id=raw["id"], title=raw["title"], unit=p.data["unit"],
         interface=first.interface if first else "",
         kind=raw["kind"], verifies=tuple(raw["verifies"]), options=tuple(raw.get("options", [])),
-        timeout_s=raw.get("timeout"), setup=raw.get("setup", ""), call=raw.get("call"),
+        timeout_s=raw.get("timeout", DEFAULT_TIMEOUT_S), timeout_from_spec="timeout" in raw,
+        setup=raw.get("setup", ""), call=raw.get("call"),
         ret_type=" ".join(raw.get("ret_type", DEFAULT_RET_TYPE).split()),
         expect_return=expect_return, expect_errno=expect.get("errno"),
         body=raw.get("body", ""), cleanup=raw.get("cleanup", ""),
         expected=" ".join(raw["expected"].split()) if "expected" in raw
         else describe_expectation(expect_return, expect.get("errno")),
         source_file=p.name, source_line=p.where.line(path),
-        lines={k: p.where.code_line(path + (k,)) for k in ("setup", "call", "body", "cleanup")
-               if k in raw})
+        lines=_code_lines(raw, p.where, path))
+
+
+def _code_lines(raw: dict, where: _Positions, path: tuple) -> dict[str, int]:
+    """YAML line of each piece of code a procedure is made of, keyed like 'expect.errno'."""
+    parts = {k: (k,) for k in ("setup", "call", "body", "cleanup") if k in raw}
+    parts.update({f"expect.{k}": ("expect", k) for k in ("return", "errno")
+                  if k in raw.get("expect", {})})
+    return {name: where.code_line(path + sub) for name, sub in parts.items()}
 
 
 def _split_return(text: str) -> tuple[str, str]:
