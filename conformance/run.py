@@ -113,6 +113,9 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
     run_id = make_run_id(target.name, dt.datetime.fromtimestamp(started, dt.timezone.utc),
                          secrets.token_bytes(3))
     out = options.out or options.runs_dir / run_id
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RunError(f"{out} already exists and is not empty: evidence is never overwritten; "
+                       f"choose another --out")
 
     progress.phase("plan", f"{profile.label} on {target.name}: {len(plan.test_cases)} test cases, "
                            f"{len(plan.requirements)} requirements")
@@ -130,7 +133,8 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
     if target.kind == "qemu-linux":
         progress.phase("kernel", "checking the cache")
         kernel = kernels.ensure_kernel(target, cache_dir=cache / "kernels", override=options.kernel)
-    image = build_image(target, binary, cache / "images")
+    # One directory per binary: concurrent runs never swap images.
+    image = build_image(target, binary, cache / "images" / binary.parent.name)
 
     nonce = secrets.token_hex(8)
     guest_env = {"PCERT_NONCE": nonce}
@@ -176,7 +180,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
     writer.write_jsonl("results.jsonl", results)
     writer.write_jsonl("anomalies.jsonl", collector.anomalies)
     manifest = {
-        "run_id": out.name if options.out else run_id,
+        "run_id": run_id,
         "started_utc": _utc(started),
         "finished_utc": _utc(finished),
         "pcert": version.identity(),
