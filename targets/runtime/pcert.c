@@ -1,0 +1,681 @@
+/* pcert.c - the guest runtime: runs the compiled-in test cases and reports each
+ * in framed records on stdout, as docs/protocol.md describes.
+ *
+ * Build with the generated case table (cases.c defines pcert_cases, pcert_ncases):
+ *     gcc -std=c99 -D_POSIX_C_SOURCE=200809L -D_XOPEN_SOURCE=700 -D_DEFAULT_SOURCE \
+ *         -Wall -Wextra -O2 -static pcert.c cases.c -o init
+ * With -DPCERT_NO_FORK (an OS without processes) test cases run in-process, a failed
+ * assertion returns through longjmp, and a crash ends the image.
+ * Run: PCERT_NONCE=0123456789abcdef ./init    (or: ./init PCERT_NONCE=0123456789abcdef)
+ */
+#include "pcert.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#endif
+
+#define OUT_CHUNK 512         /* bytes of test output per `out` record */
+#define OUT_LIMIT 65536       /* output relayed per test case; the rest is only counted */
+#define COUNT(a) (sizeof (a) / sizeof (a)[0])
+
+struct verdict { int code, line; char file[256], reason[1024]; };
+
+int pcert_saved_errno;
+const char *pcert_last_call;
+
+static char nonce[17], start_cwd[PATH_MAX] = "/", tree_path[PATH_MAX];
+#ifdef PCERT_NO_FORK
+static struct verdict case_verdict;   /* filled by pcert_end_case before the longjmp */
+static jmp_buf case_env;
+#else
+static int verdict_fd = -1;           /* in the child: write end of the verdict pipe */
+static int chld_pipe[2] = { -1, -1 }; /* SIGCHLD handler -> poll loop (self-pipe) */
+#endif
+
+/* ---- tables ---- */
+
+#define NAMED(n) { n, #n }
+static const struct named { int value; const char *name; } errno_names[] = {
+    NAMED(E2BIG), NAMED(EACCES), NAMED(EADDRINUSE), NAMED(EADDRNOTAVAIL), NAMED(EAFNOSUPPORT),
+    NAMED(EAGAIN), NAMED(EALREADY), NAMED(EBADF), NAMED(EBADMSG), NAMED(EBUSY), NAMED(ECANCELED),
+    NAMED(ECHILD), NAMED(ECONNABORTED), NAMED(ECONNREFUSED), NAMED(ECONNRESET), NAMED(EDEADLK),
+    NAMED(EDESTADDRREQ), NAMED(EDOM), NAMED(EDQUOT), NAMED(EEXIST), NAMED(EFAULT), NAMED(EFBIG),
+    NAMED(EHOSTUNREACH), NAMED(EIDRM), NAMED(EILSEQ), NAMED(EINPROGRESS), NAMED(EINTR),
+    NAMED(EINVAL), NAMED(EIO), NAMED(EISCONN), NAMED(EISDIR), NAMED(ELOOP), NAMED(EMFILE),
+    NAMED(EMLINK), NAMED(EMSGSIZE), NAMED(EMULTIHOP), NAMED(ENAMETOOLONG), NAMED(ENETDOWN),
+    NAMED(ENETRESET), NAMED(ENETUNREACH), NAMED(ENFILE), NAMED(ENOBUFS), NAMED(ENODATA),
+    NAMED(ENODEV), NAMED(ENOENT), NAMED(ENOEXEC), NAMED(ENOLCK), NAMED(ENOLINK), NAMED(ENOMEM),
+    NAMED(ENOMSG), NAMED(ENOPROTOOPT), NAMED(ENOSPC), NAMED(ENOSR), NAMED(ENOSTR), NAMED(ENOSYS),
+    NAMED(ENOTCONN), NAMED(ENOTDIR), NAMED(ENOTEMPTY), NAMED(ENOTRECOVERABLE), NAMED(ENOTSOCK),
+    NAMED(ENOTSUP), NAMED(ENOTTY), NAMED(ENXIO), NAMED(EOPNOTSUPP), NAMED(EOVERFLOW),
+    NAMED(EOWNERDEAD), NAMED(EPERM), NAMED(EPIPE), NAMED(EPROTO), NAMED(EPROTONOSUPPORT),
+    NAMED(EPROTOTYPE), NAMED(ERANGE), NAMED(EROFS), NAMED(ESPIPE), NAMED(ESRCH), NAMED(ESTALE),
+    NAMED(ETIME), NAMED(ETIMEDOUT), NAMED(ETXTBSY), NAMED(EWOULDBLOCK), NAMED(EXDEV),
+};
+
+/* An undefined macro stringifies to its own name, a defined one to its value. */
+#define TEXT_(x) #x
+#define TEXT(x) TEXT_(x)
+#define POSIX(x) { "_POSIX_" #x, TEXT(_POSIX_##x), _SC_##x, "_SC_" #x }
+#define XOPEN(x) { "_XOPEN_" #x, TEXT(_XOPEN_##x), _SC_XOPEN_##x, "_SC_XOPEN_" #x }
+static const struct option { const char *name, *value; int sc; const char *sc_name; } options[] = {
+    POSIX(VERSION), POSIX(ADVISORY_INFO), POSIX(ASYNCHRONOUS_IO), POSIX(BARRIERS),
+    POSIX(CLOCK_SELECTION), POSIX(CPUTIME), POSIX(FSYNC), POSIX(IPV6), POSIX(JOB_CONTROL),
+    POSIX(MAPPED_FILES), POSIX(MEMLOCK), POSIX(MEMLOCK_RANGE), POSIX(MEMORY_PROTECTION),
+    POSIX(MESSAGE_PASSING), POSIX(MONOTONIC_CLOCK), POSIX(PRIORITIZED_IO),
+    POSIX(PRIORITY_SCHEDULING), POSIX(RAW_SOCKETS), POSIX(READER_WRITER_LOCKS),
+    POSIX(REALTIME_SIGNALS), POSIX(REGEXP), POSIX(SAVED_IDS), POSIX(SEMAPHORES),
+    POSIX(SHARED_MEMORY_OBJECTS), POSIX(SHELL), POSIX(SPAWN), POSIX(SPIN_LOCKS),
+    POSIX(SPORADIC_SERVER), POSIX(SYNCHRONIZED_IO), POSIX(THREAD_ATTR_STACKADDR),
+    POSIX(THREAD_ATTR_STACKSIZE), POSIX(THREAD_CPUTIME), POSIX(THREAD_PRIO_INHERIT),
+    POSIX(THREAD_PRIO_PROTECT), POSIX(THREAD_PRIORITY_SCHEDULING), POSIX(THREAD_PROCESS_SHARED),
+    POSIX(THREAD_ROBUST_PRIO_INHERIT), POSIX(THREAD_ROBUST_PRIO_PROTECT),
+    POSIX(THREAD_SAFE_FUNCTIONS), POSIX(THREAD_SPORADIC_SERVER), POSIX(THREADS),
+    POSIX(TIMEOUTS), POSIX(TIMERS), POSIX(TRACE), POSIX(TYPED_MEMORY_OBJECTS),
+    { "_POSIX_ROBUST_MUTEXES", TEXT(_POSIX_ROBUST_MUTEXES), -1, NULL },   /* no _SC_ name */
+    XOPEN(VERSION), XOPEN(CRYPT), XOPEN(ENH_I18N), XOPEN(REALTIME), XOPEN(REALTIME_THREADS),
+    XOPEN(SHM), XOPEN(STREAMS), XOPEN(UNIX),
+};
+
+#define LIMIT(x) { _SC_##x, "_SC_" #x }
+static const struct named limits[] = {
+    LIMIT(PAGESIZE), LIMIT(CLK_TCK), LIMIT(OPEN_MAX), LIMIT(CHILD_MAX), LIMIT(ARG_MAX),
+    LIMIT(NGROUPS_MAX), LIMIT(STREAM_MAX), LIMIT(TZNAME_MAX), LIMIT(LINE_MAX), LIMIT(RE_DUP_MAX),
+    LIMIT(HOST_NAME_MAX), LIMIT(LOGIN_NAME_MAX), LIMIT(TTY_NAME_MAX), LIMIT(SYMLOOP_MAX),
+    LIMIT(IOV_MAX), LIMIT(ATEXIT_MAX), LIMIT(GETPW_R_SIZE_MAX), LIMIT(GETGR_R_SIZE_MAX),
+    LIMIT(RTSIG_MAX), LIMIT(SIGQUEUE_MAX), LIMIT(TIMER_MAX), LIMIT(DELAYTIMER_MAX),
+    LIMIT(SEM_NSEMS_MAX), LIMIT(SEM_VALUE_MAX), LIMIT(MQ_OPEN_MAX), LIMIT(MQ_PRIO_MAX),
+    LIMIT(AIO_MAX), LIMIT(AIO_LISTIO_MAX), LIMIT(AIO_PRIO_DELTA_MAX), LIMIT(THREAD_KEYS_MAX),
+    LIMIT(THREAD_THREADS_MAX), LIMIT(THREAD_STACK_MIN), LIMIT(THREAD_DESTRUCTOR_ITERATIONS),
+#ifdef _SC_NPROCESSORS_ONLN   /* not POSIX, but every libc we target has them */
+    LIMIT(NPROCESSORS_CONF), LIMIT(NPROCESSORS_ONLN),
+#endif
+};
+
+/* Where two names share a value (EAGAIN, EWOULDBLOCK) the first listed wins. */
+const char *pcert_errno_name(int err)
+{
+    size_t i;
+    if (err == 0) return "0";
+    for (i = 0; i < COUNT(errno_names); i++)
+        if (errno_names[i].value == err) return errno_names[i].name;
+    return "E?";
+}
+
+/* 1 and the macro's compile-time value, or 0 when it is undefined. */
+static int option_value(const struct option *o, long *value)
+{
+    const char *s = o->value;
+    if (strcmp(o->name, s) == 0) return 0;
+    while (*s == '(' || *s == ' ') s++;   /* some headers write (-1) */
+    *value = strtol(s, NULL, 10);
+    return 1;
+}
+
+/* Undefined or negative: absent; 0: ask sysconf; positive: always there. */
+static int option_supported(const struct option *o)
+{
+    long v;
+    if (!option_value(o, &v) || v < 0) return 0;
+    return v > 0 || (o->sc >= 0 && sysconf(o->sc) > 0);
+}
+
+/* 0 when every option in the comma-separated list is there, else 1 and why. */
+static int missing_option(const char *list, char *why, size_t size)
+{
+    const char *p = list ? list : "";
+    size_t i, len;
+    for (;; p += len) {
+        p += strspn(p, ", ");
+        if ((len = strcspn(p, ", ")) == 0) return 0;
+        for (i = 0; i < COUNT(options); i++)
+            if (strlen(options[i].name) == len && strncmp(options[i].name, p, len) == 0) break;
+        if (i == COUNT(options)) {
+            snprintf(why, size, "option %.*s not known to the runtime", (int)len, p);
+            return 1;
+        }
+        if (!option_supported(&options[i])) {
+            snprintf(why, size, "option %s not supported", options[i].name);
+            return 1;
+        }
+    }
+}
+
+/* ---- records ---- */
+
+static char rec[16384];
+static size_t rec_len;
+static unsigned long seq;
+#define REC_ROOM (sizeof rec - 16)   /* keeps space for " <crc>\n" */
+
+/* CRC-32 with the zlib polynomial, bit by bit: records are short. */
+static uint32_t crc32(const unsigned char *p, size_t n)
+{
+    uint32_t crc = 0xFFFFFFFFu;
+    int k;
+    while (n--)
+        for (crc ^= *p++, k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    return ~crc;
+}
+
+static long long now_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0;
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    ssize_t w;
+    while (n > 0) {
+        if ((w = write(fd, p, n)) < 0 && errno == EINTR) continue;
+        if (w <= 0) return;
+        p += w, n -= (size_t)w;
+    }
+}
+
+static void rec_begin(const char *kind)
+{
+    rec_len = (size_t)snprintf(rec, sizeof rec, "PCERT1 %s %lu %s", nonce, seq++, kind);
+}
+
+/* Appends " key=value", every byte outside A-Z a-z 0-9 . _ , : / + - @ as %XX. */
+static void rec_mem(const char *key, const void *value, size_t n)
+{
+    const unsigned char *p = value;
+    size_t i;
+    if (rec_len + strlen(key) + 2 > REC_ROOM) return;
+    rec_len += (size_t)sprintf(rec + rec_len, " %s=", key);
+    for (i = 0; i < n && rec_len + 3 <= REC_ROOM; i++) {
+        unsigned c = p[i];
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            (c != 0 && strchr("._,:/+-@", (int)c) != NULL))
+            rec[rec_len++] = (char)c;
+        else
+            rec_len += (size_t)sprintf(rec + rec_len, "%%%02X", c);
+    }
+}
+
+static void rec_str(const char *key, const char *value) { rec_mem(key, value, strlen(value)); }
+
+static void rec_num(const char *key, long long value)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%lld", value);
+    rec_str(key, text);
+}
+
+/* Adds the CRC and the line end and writes the record with one write(). */
+static void rec_send(void)
+{
+    uint32_t crc = crc32((const unsigned char *)rec, rec_len);
+    rec_len += (size_t)sprintf(rec + rec_len, " %08lx\n", (unsigned long)crc);
+    write_all(1, rec, rec_len);
+}
+
+static void print_start(unsigned first, int forks)
+{
+    struct utsname u;
+    char key[64];
+    size_t i;
+    long v;
+    memset(&u, 0, sizeof u);
+    (void)uname(&u);
+    rec_begin("start");
+    rec_str("proto", "1");
+    rec_str("sysname", u.sysname), rec_str("nodename", u.nodename), rec_str("release", u.release);
+    rec_str("version", u.version), rec_str("machine", u.machine);
+#ifdef _SC_NPROCESSORS_ONLN
+    rec_num("ncpu", sysconf(_SC_NPROCESSORS_ONLN));
+#else
+    rec_num("ncpu", -1);
+#endif
+    rec_num("ntests", pcert_ncases), rec_num("first", first), rec_num("fork", forks);
+    rec_num("clock", now_ns());
+    for (i = 0; i < COUNT(options); i++) {
+        snprintf(key, sizeof key, "opt.%s", options[i].name);
+        if (option_value(&options[i], &v)) rec_num(key, v);
+        else rec_str(key, "undef");
+    }
+    for (i = 0; i < COUNT(options); i++) {
+        if (options[i].sc < 0) continue;
+        snprintf(key, sizeof key, "sc.%s", options[i].sc_name);
+        rec_num(key, sysconf(options[i].sc));
+    }
+    for (i = 0; i < COUNT(limits); i++) {
+        snprintf(key, sizeof key, "sc.%s", limits[i].name);
+        rec_num(key, sysconf(limits[i].value));
+    }
+    rec_send();
+}
+
+/* ---- verdicts ---- */
+
+static void set_verdict(struct verdict *v, int code, const char *fmt, ...) PCERT_PRINTF(3, 4);
+static void set_verdict(struct verdict *v, int code, const char *fmt, ...)
+{
+    va_list ap;
+    memset(v, 0, sizeof *v);
+    v->code = code;
+    va_start(ap, fmt);
+    vsnprintf(v->reason, sizeof v->reason, fmt, ap);
+    va_end(ap);
+}
+
+void pcert_end_case(int code, const char *file, int line, const char *fmt, ...)
+{
+    struct verdict v;
+    va_list ap;
+    memset(&v, 0, sizeof v);
+    v.code = code, v.line = line;
+    snprintf(v.file, sizeof v.file, "%s", file ? file : "");
+    va_start(ap, fmt);
+    vsnprintf(v.reason, sizeof v.reason, fmt, ap);
+    va_end(ap);
+#ifdef PCERT_NO_FORK
+    case_verdict = v;
+    longjmp(case_env, 1);
+#else
+    fflush(NULL);   /* the test's buffered output belongs before its result */
+    write_all(verdict_fd, &v, sizeof v);   /* < PIPE_BUF on Linux: never blocks */
+    _exit(0);
+#endif
+}
+
+static const char *saved_errno_text(char *buf, size_t size)
+{
+    if (pcert_saved_errno == 0) return "";
+    snprintf(buf, size, " (errno %s)", pcert_errno_name(pcert_saved_errno));
+    return buf;
+}
+
+void pcert_fail_ret_int_(const char *file, int line, const char *call,
+                         long long got, const char *op, long long want)
+{
+    char err[48];
+    pcert_end_case(PCERT_FAIL, file, line, "%s: got %lld%s, want %s %lld",
+                   call, got, saved_errno_text(err, sizeof err), op, want);
+}
+
+void pcert_fail_ret_ptr_(const char *file, int line, const char *call,
+                         const void *got, const char *op, const char *want)
+{
+    char err[48], text[32] = "NULL";   /* %p of NULL differs between libcs */
+    if (got != NULL) snprintf(text, sizeof text, "%p", got);
+    pcert_end_case(PCERT_FAIL, file, line, "%s: got %s%s, want %s %s",
+                   call, text, saved_errno_text(err, sizeof err), op, want);
+}
+
+void pcert_assert_str_(const char *file, int line, const char *text, const char *got, const char *want)
+{
+    if (got == want || (got != NULL && want != NULL && strcmp(got, want) == 0)) return;
+    pcert_end_case(PCERT_FAIL, file, line, "%s: got %s%s%s, want %s%s%s", text,
+                   got ? "\"" : "", got ? got : "NULL", got ? "\"" : "",
+                   want ? "\"" : "", want ? want : "NULL", want ? "\"" : "");
+}
+
+void pcert_assert_mem_(const char *file, int line, const char *text_a, const char *text_b,
+                       const void *a, const void *b, size_t n)
+{
+    const unsigned char *p = a, *q = b;
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (p[i] != q[i])
+            pcert_end_case(PCERT_FAIL, file, line, "%s: differs from %s at byte %lu: got 0x%02x, want 0x%02x",
+                           text_a, text_b, (unsigned long)i, p[i], q[i]);
+}
+
+static const char *verdict_name(int code)
+{
+    static const char *names[] = { "PASS", "FAIL", "UNRESOLVED", NULL, "UNSUPPORTED", "UNTESTED" };
+    return code >= 0 && code < (int)COUNT(names) ? names[code] : NULL;
+}
+
+/* ---- running one test case ---- */
+
+#ifdef PCERT_NO_FORK
+static void run_case(const struct pcert_case *c, unsigned idx, unsigned timeout_s, struct verdict *v)
+{
+    (void)idx, (void)timeout_s;   /* without processes the host reboots a hung image */
+    pcert_last_call = NULL, pcert_saved_errno = 0;
+    if (setjmp(case_env) == 0) {
+        c->fn();
+        set_verdict(v, PCERT_PASS, "%s", "");
+    } else {
+        *v = case_verdict;
+    }
+    fflush(NULL);
+}
+#else
+static const struct named signal_names[] = {
+    NAMED(SIGABRT), NAMED(SIGALRM), NAMED(SIGBUS), NAMED(SIGCHLD), NAMED(SIGCONT), NAMED(SIGFPE),
+    NAMED(SIGHUP), NAMED(SIGILL), NAMED(SIGINT), NAMED(SIGKILL), NAMED(SIGPIPE), NAMED(SIGPROF),
+    NAMED(SIGQUIT), NAMED(SIGSEGV), NAMED(SIGSTOP), NAMED(SIGSYS), NAMED(SIGTERM), NAMED(SIGTRAP),
+    NAMED(SIGTSTP), NAMED(SIGTTIN), NAMED(SIGTTOU), NAMED(SIGURG), NAMED(SIGUSR1), NAMED(SIGUSR2),
+    NAMED(SIGVTALRM), NAMED(SIGXCPU), NAMED(SIGXFSZ),
+};
+
+static void describe_signal(int sig, char *text, size_t size)
+{
+    size_t i;
+    for (i = 0; i < COUNT(signal_names); i++)
+        if (signal_names[i].value == sig) {
+            snprintf(text, size, "%s", signal_names[i].name);
+            return;
+        }
+    if (sig >= SIGRTMIN && sig <= SIGRTMAX) snprintf(text, size, "SIGRTMIN+%d", sig - SIGRTMIN);
+    else snprintf(text, size, "signal %d", sig);
+}
+
+static void on_sigchld(int sig)
+{
+    int saved = errno;
+    ssize_t ignored = write(chld_pipe[1], "c", 1);
+    (void)ignored, (void)sig;
+    errno = saved;
+}
+
+static PCERT_NORETURN void child(const struct pcert_case *c, int out_fd, int vfd)
+{
+    int null_fd = open("/dev/null", O_RDONLY);
+    if (null_fd > 0) dup2(null_fd, 0), close(null_fd);   /* never read the console */
+    dup2(out_fd, 1), dup2(out_fd, 2), close(out_fd);
+    close(chld_pipe[0]), close(chld_pipe[1]);
+    signal(SIGCHLD, SIG_DFL), signal(SIGPIPE, SIG_DFL);   /* the runner's, not the test's */
+    fcntl(vfd, F_SETFD, FD_CLOEXEC);
+    verdict_fd = vfd;
+    c->fn();
+    pcert_end_case(PCERT_PASS, "", 0, "%s", "");
+}
+
+/* Relays one read of test output: 1 data, 0 end of file, -1 nothing there now. */
+static int relay_output(int fd, unsigned idx, size_t *relayed, size_t *dropped)
+{
+    char buf[OUT_CHUNK];
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) return n < 0 && (errno == EINTR || errno == EAGAIN) ? -1 : 0;
+    if (*relayed >= OUT_LIMIT) {
+        *dropped += (size_t)n;
+        return 1;
+    }
+    rec_begin("out"), rec_num("idx", idx), rec_mem("data", buf, (size_t)n), rec_send();
+    *relayed += (size_t)n;
+    return 1;
+}
+
+/* Reaps every exited child (as PID 1, orphans come to us); 1 once `pid` is among them. */
+static int reap(pid_t pid, int *status)
+{
+    int st, found = 0;
+    pid_t w;
+    while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+        if (w == pid) *status = st, found = 1;
+    return found;
+}
+
+static void run_case(const struct pcert_case *c, unsigned idx, unsigned timeout_s, struct verdict *v)
+{
+    int out[2] = { -1, -1 }, vp[2] = { -1, -1 }, status = 0, out_open = 1, exited = 0, rounds;
+    size_t relayed = 0, dropped = 0;
+    long long deadline = now_ns() + timeout_s * 1000000000LL, left;
+    struct verdict reported;
+    struct pollfd fds[2];
+    char text[80];
+    pid_t pid;
+
+    if (pipe(out) != 0 || pipe(vp) != 0 || (pid = fork()) < 0) {
+        set_verdict(v, PCERT_UNRESOLVED, "runtime: cannot start a child: %s", pcert_errno_name(errno));
+        close(out[0]), close(out[1]), close(vp[0]), close(vp[1]);   /* -1 where not made */
+        return;
+    }
+    if (pid == 0) {
+        close(out[0]), close(vp[0]);
+        child(c, out[1], vp[1]);
+    }
+    close(out[1]), close(vp[1]);
+    fcntl(out[0], F_SETFL, O_NONBLOCK), fcntl(vp[0], F_SETFL, O_NONBLOCK);
+
+    /* Relay output while waiting, so a chatty child never blocks on a full pipe. */
+    while (!exited && (left = (deadline - now_ns()) / 1000000) > 0) {
+        fds[0].fd = chld_pipe[0], fds[1].fd = out_open ? out[0] : -1;
+        fds[0].events = fds[1].events = POLLIN;
+        fds[0].revents = fds[1].revents = 0;
+        if (poll(fds, 2, left > INT_MAX ? INT_MAX : (int)left) < 0)   /* EINTR: SIGCHLD */
+            fds[0].revents = fds[1].revents = 0;
+        while (fds[0].revents && read(chld_pipe[0], text, sizeof text) > 0) continue;
+        if (fds[1].revents && relay_output(out[0], idx, &relayed, &dropped) == 0) out_open = 0;
+        exited = reap(pid, &status);
+    }
+    if (!exited && !(exited = reap(pid, &status))) {
+        kill(pid, SIGKILL);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) continue;
+    }
+    /* What is still buffered; bounded, as a grandchild may keep writing. */
+    for (rounds = 0; out_open && rounds < 256; rounds++)
+        if (relay_output(out[0], idx, &relayed, &dropped) <= 0) break;
+    if (dropped > 0) {
+        snprintf(text, sizeof text, "\n[pcert: %lu more bytes of output not relayed]\n", (unsigned long)dropped);
+        rec_begin("out"), rec_num("idx", idx), rec_str("data", text), rec_send();
+    }
+
+    if (!exited) {
+        set_verdict(v, PCERT_UNRESOLVED, "hung: no result after %u s", timeout_s);
+    } else if (WIFSIGNALED(status)) {
+        describe_signal(WTERMSIG(status), text, sizeof text);
+        set_verdict(v, PCERT_UNRESOLVED, "crashed: %s", text);
+    } else if (read(vp[0], &reported, sizeof reported) == (ssize_t)sizeof reported) {
+        *v = reported;   /* the first verdict written; a grandchild may have reported too */
+        v->file[sizeof v->file - 1] = v->reason[sizeof v->reason - 1] = '\0';
+    } else {
+        set_verdict(v, PCERT_UNRESOLVED, "exited with status %d without a verdict",
+                    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    }
+    close(out[0]), close(vp[0]);
+}
+#endif
+
+/* ---- scratch directories ---- */
+
+/* Removes tree_path (of length len) and all below it, best effort, following no links. */
+static void remove_tree(size_t len)
+{
+    struct stat st;
+    struct dirent *e;
+    DIR *d;
+    size_t n;
+    if (lstat(tree_path, &st) != 0) return;
+    if (!S_ISDIR(st.st_mode)) {
+        unlink(tree_path);
+        return;
+    }
+    chmod(tree_path, 0700);   /* a test may have left it unreadable */
+    if ((d = opendir(tree_path)) != NULL) {
+        while ((e = readdir(d)) != NULL) {
+            n = strlen(e->d_name);
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || len + n + 2 > sizeof tree_path)
+                continue;
+            tree_path[len] = '/';
+            memcpy(tree_path + len + 1, e->d_name, n + 1);
+            remove_tree(len + 1 + n);
+            tree_path[len] = '\0';
+        }
+        closedir(d);
+    }
+    rmdir(tree_path);
+}
+
+/* Creates a fresh directory under $TMPDIR (or /tmp) and enters it. */
+static int enter_scratch_dir(char *dir, size_t size)
+{
+    const char *tmp = getenv("TMPDIR");
+    if (tmp == NULL || *tmp == '\0') tmp = "/tmp";
+    if ((size_t)snprintf(dir, size, "%s/pcert.XXXXXX", tmp) >= size || mkdtemp(dir) == NULL) return 0;
+    if (chdir(dir) == 0) return 1;
+    rmdir(dir);
+    return 0;
+}
+
+/* ---- the run ---- */
+
+/* Ends the runtime; as Linux's init, by powering the machine off. */
+static PCERT_NORETURN void finish(int status)
+{
+#ifdef __linux__
+    if (getpid() == 1) {
+        sync();
+        reboot(RB_POWER_OFF);
+        for (;;) pause();
+    }
+#endif
+    exit(status);
+}
+
+/* `NAME=value` on the command line wins over the environment. */
+static const char *param(int argc, char **argv, const char *name)
+{
+    size_t n = strlen(name);
+    int i;
+    for (i = 1; i < argc; i++)
+        if (strncmp(argv[i], name, n) == 0 && argv[i][n] == '=') return argv[i] + n + 1;
+    return getenv(name);
+}
+
+static unsigned number_param(int argc, char **argv, const char *name, unsigned dflt, unsigned min)
+{
+    const char *s = param(argc, argv, name);
+    char *end;
+    unsigned long v;
+    if (s == NULL || *s == '\0') return dflt;
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (*s < '0' || *s > '9' || *end != '\0' || errno != 0 || v > UINT_MAX || v < min) {
+        fprintf(stderr, "pcert: %s must be a decimal number >= %u, got '%s'\n", name, min, s);
+        finish(2);
+    }
+    return (unsigned)v;
+}
+
+static int selected(const char *only, const char *id)
+{
+    size_t n = strlen(id);
+    const char *p;
+    if (only == NULL || *only == '\0') return 1;
+    for (p = only; p != NULL; p = strchr(p, ','), p = p ? p + 1 : NULL)
+        if (strncmp(p, id, n) == 0 && (p[n] == ',' || p[n] == '\0')) return 1;
+    return 0;
+}
+
+/* As init: nothing is mounted yet, and fds 0-2 are closed without a /dev/console. */
+static void prepare_init(void)
+{
+#ifdef __linux__
+    static const struct { const char *source, *dir, *type; } m[] = {
+        { "proc", "/proc", "proc" }, { "devtmpfs", "/dev", "devtmpfs" },
+        { "tmpfs", "/dev/shm", "tmpfs" }, { "tmpfs", "/tmp", "tmpfs" },
+        { "mqueue", "/dev/mqueue", "mqueue" },
+    };
+    size_t i;
+    for (i = 0; i < COUNT(m); i++)   /* a failure only means a test finds less */
+        mkdir(m[i].dir, 0755), mount(m[i].source, m[i].dir, m[i].type, 0, NULL);
+#endif
+    while (fcntl(2, F_GETFD) < 0 && open("/dev/console", O_RDWR | O_NOCTTY) >= 0) continue;
+}
+
+static void run_one(unsigned idx, unsigned default_timeout)
+{
+    const struct pcert_case *c = &pcert_cases[idx];
+    struct verdict v;
+    char dir[PATH_MAX];
+    long long start = now_ns(), end;
+
+    rec_begin("begin"), rec_num("idx", idx), rec_str("id", c->id), rec_num("clock", start), rec_send();
+    memset(&v, 0, sizeof v);
+    if (missing_option(c->options, v.reason, sizeof v.reason)) {
+        v.code = PCERT_UNSUPPORTED;
+    } else if (!enter_scratch_dir(dir, sizeof dir)) {
+        set_verdict(&v, PCERT_UNRESOLVED, "runtime: no scratch directory: %s", pcert_errno_name(errno));
+    } else {
+        run_case(c, idx, c->timeout_s ? c->timeout_s : default_timeout, &v);
+        if (chdir(start_cwd) != 0 && chdir("/") != 0) errno = 0;   /* nowhere else to go */
+        snprintf(tree_path, sizeof tree_path, "%s", dir);
+        remove_tree(strlen(tree_path));
+    }
+    if (verdict_name(v.code) == NULL)
+        set_verdict(&v, PCERT_UNRESOLVED, "runtime: invalid verdict code %d", v.code);
+    if (v.code == PCERT_PASS) memset(&v, 0, sizeof v);
+    else if (v.reason[0] == '\0') snprintf(v.reason, sizeof v.reason, "%s", "(no reason given)");
+
+    end = now_ns();
+    rec_begin("result"), rec_num("idx", idx), rec_str("id", c->id);
+    rec_str("verdict", verdict_name(v.code)), rec_num("code", v.code);
+    rec_str("reason", v.reason), rec_str("file", v.file);
+    if (v.line > 0) rec_num("line", v.line);
+    else rec_str("line", "");
+    rec_num("clock", end), rec_num("dur_ns", end - start), rec_send();
+}
+
+int main(int argc, char **argv)
+{
+    const char *s, *only;
+    unsigned first, timeout, idx, ran = 0;
+    size_t n = 0;
+
+    if (getpid() == 1) prepare_init();
+    s = param(argc, argv, "PCERT_NONCE");
+    while (s != NULL && ((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f'))) n++;
+    if (s == NULL || n != 16 || s[16] != '\0') {
+        fprintf(stderr, "pcert: PCERT_NONCE must be 16 lower-case hex digits, set by the host\n");
+        finish(2);
+    }
+    memcpy(nonce, s, 17);
+    unsetenv("PCERT_NONCE");   /* test cases have no business knowing it */
+    first = number_param(argc, argv, "PCERT_FIRST", 0, 0);
+    timeout = number_param(argc, argv, "PCERT_TIMEOUT", 10, 1);
+    only = param(argc, argv, "PCERT_ONLY");
+    if (getcwd(start_cwd, sizeof start_cwd) == NULL) snprintf(start_cwd, sizeof start_cwd, "/");
+#ifdef PCERT_NO_FORK
+    print_start(first, 0);
+#else
+    {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        signal(SIGPIPE, SIG_IGN);   /* a vanished console reader must not kill the runner */
+        if (pipe(chld_pipe) != 0) {
+            fprintf(stderr, "pcert: pipe failed: %s\n", pcert_errno_name(errno));
+            finish(2);
+        }
+        fcntl(chld_pipe[0], F_SETFL, O_NONBLOCK), fcntl(chld_pipe[1], F_SETFL, O_NONBLOCK);
+        fcntl(chld_pipe[0], F_SETFD, FD_CLOEXEC), fcntl(chld_pipe[1], F_SETFD, FD_CLOEXEC);
+        sa.sa_handler = on_sigchld;
+        sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGCHLD, &sa, NULL);
+    }
+    print_start(first, 1);
+#endif
+    for (idx = first; idx < pcert_ncases; idx++)
+        if (selected(only, pcert_cases[idx].id)) run_one(idx, timeout), ran++;
+    rec_begin("end"), rec_num("ran", ran), rec_num("clock", now_ns()), rec_send();
+    finish(0);
+}
