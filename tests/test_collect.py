@@ -1,0 +1,113 @@
+"""The collector reconciles what the guest reported against the plan and never lets a
+misplaced or forged record become a verdict."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings, strategies as st
+
+from conformance.collect import Collector
+from targets.protocol import frame
+
+NONCE = "0123456789abcdef"
+PLAN = ["TC-a-001", "TC-a-002", "TC-b-001"]
+
+
+class Guest:
+    """Writes a well-formed record stream, as the runtime would."""
+
+    def __init__(self, nonce: str = NONCE):
+        self.nonce, self.seq, self.stream = nonce, 0, bytearray()
+
+    def emit(self, kind: str, **fields) -> bytes:
+        data = frame(self.nonce, self.seq, kind, [(k, str(v)) for k, v in fields.items()])
+        self.seq += 1
+        self.stream += data
+        return data
+
+    def case(self, idx: int, tc_id: str, verdict: str = "PASS", code: int = 0, reason: str = ""):
+        self.emit("begin", idx=idx, id=tc_id, clock=1)
+        self.emit("result", idx=idx, id=tc_id, verdict=verdict, code=code, reason=reason,
+                  file="f.c" if reason else "", line=7 if reason else "", clock=2, dur_ns=1500)
+
+
+def collect(stream: bytes, plan=PLAN, stop="powered off") -> tuple[list[dict], Collector]:
+    collector = Collector(plan, NONCE)
+    collector.feed(stream, now=1.0)
+    collector.finish()
+    return collector.results(stop_reason=stop, console_size=len(stream)), collector
+
+
+def test_full_run_gives_every_verdict_with_console_ranges():
+    g = Guest()
+    g.emit("start", ntests=3, sysname="Linux")
+    g.case(0, "TC-a-001")
+    g.case(1, "TC-a-002", "FAIL", 1, "x: got 1, want 2")
+    g.case(2, "TC-b-001", "UNSUPPORTED", 4, "option _POSIX_TIMERS not supported")
+    g.emit("end", ran=3)
+    results, collector = collect(bytes(g.stream))
+    assert [r["verdict"] for r in results] == ["PASS", "FAIL", "UNSUPPORTED"]
+    assert results[1]["reason"] == "x: got 1, want 2" and results[1]["line"] == 7
+    assert [r["code"] for r in results] == [0, 1, 4]
+    assert results[0]["guest_duration_s"] == 1.5e-6
+    assert collector.ended and not collector.anomalies
+    ranges = [(r["console"]["start"], r["console"]["end"]) for r in results]
+    assert ranges == sorted(ranges) and ranges[-1][1] <= len(g.stream)
+
+
+def test_missing_and_in_flight_cases_are_reconciled():
+    g = Guest()
+    g.emit("start", ntests=3)
+    g.case(0, "TC-a-001")
+    g.emit("begin", idx=1, id="TC-a-002", clock=1)
+    results, collector = collect(bytes(g.stream), stop="idle timeout")
+    assert [r["verdict"] for r in results] == ["PASS", "UNRESOLVED", "UNINITIATED"]
+    assert "idle timeout" in results[1]["reason"] and "idle timeout" in results[2]["reason"]
+    assert results[1]["console"]["end"] == len(g.stream)
+    assert results[2]["console"] is None
+    assert not collector.ended
+
+
+def test_misplaced_duplicate_and_invalid_results_are_anomalies_not_verdicts():
+    g = Guest()
+    g.emit("start", ntests=3)
+    g.case(0, "TC-a-001", "FAIL", 1, "real failure")
+    g.emit("result", idx=0, id="TC-a-001", verdict="PASS", code=0)       # second result
+    g.emit("result", idx=1, id="TC-b-001", verdict="PASS", code=0)       # id/index mismatch
+    g.emit("result", idx=9, id="TC-z-001", verdict="PASS", code=0)       # not in the plan
+    g.emit("result", idx=2, id="TC-b-001", verdict="PASS", code=4)       # wrong TET code
+    g.emit("result", idx=2, id="TC-b-001", verdict="FAIL", code=1)       # FAIL without reason
+    g.emit("result", idx=2, id="TC-b-001", verdict="GREAT", code=0)      # no such verdict
+    results, collector = collect(bytes(g.stream))
+    assert [r["verdict"] for r in results] == ["FAIL", "UNINITIATED", "UNINITIATED"]
+    assert len(collector.anomalies) == 6
+
+
+def test_records_with_another_nonce_are_ignored():
+    forged = Guest(nonce="f" * 16)
+    forged.emit("start", ntests=3)
+    forged.case(0, "TC-a-001")
+    results, collector = collect(bytes(forged.stream))
+    assert all(r["verdict"] == "UNINITIATED" for r in results)
+    assert collector.start is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(noise=st.lists(st.binary(max_size=80), min_size=4, max_size=4),
+       cut=st.integers(min_value=1, max_value=400))
+def test_noise_between_records_and_any_chunking_change_nothing(noise, cut):
+    g = Guest()
+    parts = [g.emit("start", ntests=3)]
+    for idx, tc in enumerate(PLAN):
+        before = len(g.stream)
+        g.case(idx, tc)
+        parts.append(bytes(g.stream[before:]))
+    # Noise on its own lines, as kernel messages would arrive between records.
+    stream = b"".join(b"\n" + n.replace(b"PCERT1", b"pcert1") + b"\n" + p for n, p in zip(noise, parts))
+    collector = Collector(PLAN, NONCE)
+    for i in range(0, len(stream), cut):
+        collector.feed(stream[i:i + cut], now=float(i))
+    collector.finish()
+    results = collector.results(stop_reason="powered off", console_size=len(stream))
+    assert [r["verdict"] for r in results] == ["PASS"] * 3
+    for r in results:
+        assert stream[r["console"]["start"]:r["console"]["start"] + 6] == b"PCERT1"
