@@ -21,19 +21,20 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 CHUNK = 1 << 20
 
 
-def write_bytes_atomic(path: Path | str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically; on any failure the old file is untouched and
-    no temporary file is left behind."""
-    path = Path(path)
+@contextmanager
+def _replacing(path: Path):
+    """Yield a temporary file beside ``path``; on normal exit it is synced and renamed over
+    ``path``, on any failure removed, so ``path`` is always either old or new, never half."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(data)
+            yield out
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
@@ -44,26 +45,20 @@ def write_bytes_atomic(path: Path | str, data: bytes) -> None:
             pass
         raise
     fsync_directory(path.parent)
+
+
+def write_bytes_atomic(path: Path | str, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically; on any failure the old file is untouched and
+    no temporary file is left behind."""
+    with _replacing(Path(path)) as out:
+        out.write(data)
 
 
 def copy_file_atomic(src: Path | str, path: Path | str) -> None:
     """Copy ``src`` to ``path`` with the same guarantees as :func:`write_bytes_atomic`,
     streaming, so a large image costs no memory."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as source:
-            shutil.copyfileobj(source, out, CHUNK)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    fsync_directory(path.parent)
+    with _replacing(Path(path)) as out, open(src, "rb") as source:
+        shutil.copyfileobj(source, out, CHUNK)
 
 
 def fsync_directory(directory: Path | str) -> None:

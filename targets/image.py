@@ -15,7 +15,7 @@ from typing import Any
 from targets.definition import Target
 from targets.errors import TargetError
 from targets.initramfs import build_initramfs
-from targets.kernel import file_sha256
+from targets.hashing import file_sha256
 
 
 @dataclass(frozen=True)

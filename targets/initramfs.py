@@ -69,6 +69,9 @@ def _clean_name(name: str) -> str:
     if not parts or ".." in parts:
         raise TargetError(f"initramfs entry {name!r}: needs a plain relative path, "
                           "without '..'")
+    if parts[0] == TRAILER:
+        # The kernel would stop reading the archive at this entry (or at its parent).
+        raise TargetError(f"initramfs entry {name!r}: the name marks the end of a newc archive")
     return "/".join(parts)
 
 

@@ -37,6 +37,7 @@ from typing import Any
 
 from targets.definition import Target
 from targets.errors import TargetError
+from targets.hashing import file_sha256
 
 SIDECAR = "kernel.json"
 # apt-get download of a ~60 MB .deb over a slow mirror; anything longer is a stuck network.
@@ -77,14 +78,6 @@ def default_cache_dir() -> Path:
     if os.environ.get("XDG_CACHE_HOME"):
         return Path(os.environ["XDG_CACHE_HOME"]) / "pcert"
     return Path.home() / ".cache" / "pcert"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def default_kernel_dir() -> Path:

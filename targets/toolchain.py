@@ -29,6 +29,7 @@ from pathlib import Path
 
 from targets.definition import Target
 from targets.errors import TargetError
+from targets.hashing import file_sha256
 
 COMPILE_TIMEOUT_S = 600
 # Header suffixes hashed into the cache key; the include dirs are the project's own.
@@ -75,7 +76,7 @@ class Toolchain:
     def sha256(self) -> str:
         """sha256 of the compiler binary, symlinks resolved (gcc -> x86_64-linux-gnu-gcc-12)."""
         if self._sha256 is None:
-            self._sha256 = _file_sha256(Path(os.path.realpath(self.path())))
+            self._sha256 = file_sha256(Path(os.path.realpath(self.path())))
         return self._sha256
 
     def libc_path(self) -> Path | None:
@@ -93,7 +94,7 @@ class Toolchain:
         """
         if self._libc_sha256 is None:
             found = self.libc_path()
-            self._libc_sha256 = "none" if found is None else _file_sha256(found)
+            self._libc_sha256 = "none" if found is None else file_sha256(found)
         return self._libc_sha256
 
     def to_json(self) -> dict[str, str]:
@@ -186,14 +187,6 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise TargetError(f"{path}: cannot read source file: {exc.strerror}") from None
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _run(cmd: list[str], *, timeout: float, env: dict[str, str] | None = None,

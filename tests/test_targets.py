@@ -207,7 +207,15 @@ _files = st.dictionaries(st.lists(_component, min_size=1, max_size=3).map("/".jo
 def _consistent(files: dict) -> dict:
     # Drop files that another file would need as its directory.
     return {n: v for n, v in files.items()
-            if not any(other.startswith(n + "/") for other in files)}
+            if n.split("/")[0] != "TRAILER!!!" and not any(other.startswith(n + "/") for other in files)}
+
+
+def test_an_entry_named_like_the_trailer_is_refused(tmp_path):
+    # Found by the property test below: the kernel would stop reading at such an entry.
+    with pytest.raises(TargetError, match="end of a newc archive"):
+        write_initramfs([regular("TRAILER!!!", b"")], tmp_path / "out.cpio")
+    with pytest.raises(TargetError, match="end of a newc archive"):
+        write_initramfs([regular("TRAILER!!!/x", b"")], tmp_path / "out.cpio")
 
 
 @given(_files)
