@@ -15,6 +15,7 @@ saying what to do.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -28,6 +29,9 @@ from .profiles import ProfileError
 from .specitems import SpecError
 
 EXIT_OK, EXIT_FAILURES, EXIT_ERROR = 0, 1, 2
+
+# Modules under conformance/ that add subcommands (see build_parser).
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 class UsageError(Exception):
@@ -162,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="plan for a target without multiple processes (drops MP interfaces)")
     catalog.add_argument("--json", action="store_true")
     catalog.set_defaults(func=_cmd_catalog)
+
+    # Commands that live in their own modules: each has register(subparsers), which adds its
+    # subcommand with `func` set; a failure inside raises one of the errors caught in main().
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"conformance.{module}").register(sub)
     return parser
 
 
