@@ -1,12 +1,18 @@
-"""Collect: turn the console stream of one boot into results, reconciled against the plan.
+"""Collect: turn the console stream of one or more boots into results, reconciled against the
+plan.
 
 The guest is untrusted. Only records that the protocol parser accepted count; a record that
 names a test case out of place (unknown id, index that does not match the plan, a second
 result) is kept as an anomaly and never becomes a verdict. Test cases the plan holds but the
 guest never reported become UNINITIATED (never begun) or UNRESOLVED (begun, no result).
 
+A boot that stops inside a test case (crash, hang, kernel panic, reset) leaves that test case
+an *attempt* with the reason; the session boots again and may try it once more. Every attempt
+stays in the evidence.
+
 >>> from targets.protocol import frame
 >>> c = Collector(["TC-a-001"], nonce="0" * 16)
+>>> c.start_boot(0)
 >>> c.feed(frame("0" * 16, 0, "start", [("ntests", "1")]), now=0.5)
 >>> c.feed(frame("0" * 16, 1, "begin", [("idx", "0"), ("id", "TC-a-001")]), now=0.6)
 >>> c.feed(frame("0" * 16, 2, "result", [("idx", "0"), ("id", "TC-a-001"), ("verdict", "PASS"),
@@ -17,6 +23,7 @@ guest never reported become UNINITIATED (never begun) or UNRESOLVED (begun, no r
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 from targets.protocol import Record, RecordParser
@@ -24,38 +31,109 @@ from targets.protocol import Record, RecordParser
 TET_CODES = {"PASS": 0, "FAIL": 1, "UNRESOLVED": 2, "UNSUPPORTED": 4, "UNTESTED": 5,
              "UNINITIATED": 6}
 GUEST_VERDICTS = ("PASS", "FAIL", "UNRESOLVED", "UNSUPPORTED", "UNTESTED")
+MAX_ATTEMPTS = 2  # a test case that takes the OS down twice is not tried a third time
 
 
 @dataclass
 class _Case:
     begin: Record | None = None
     begin_time: float | None = None
+    begin_boot: int | None = None
     result: Record | None = None
     result_time: float | None = None
     output: bytearray = field(default_factory=bytearray)
+    attempts: list[dict] = field(default_factory=list)  # boots this case did not survive
+
+    @property
+    def in_flight(self) -> bool:
+        return self.begin is not None and self.result is None
 
 
 class Collector:
-    """Feed console bytes as they arrive; ask for results when the machine has stopped."""
+    """Feed console bytes as they arrive, boot after boot; ask for results at the end."""
 
     def __init__(self, planned_ids: list[str], nonce: str):
         self.planned_ids = list(planned_ids)
-        self._index = {tc: i for i, tc in enumerate(self.planned_ids)}
         self._cases = [_Case() for _ in self.planned_ids]
         self._parser = RecordParser(nonce)
-        self.start: Record | None = None
-        self.start_time: float | None = None
-        self.end: Record | None = None
+        self.boot = -1
+        self.start: Record | None = None       # the first start record of the run
+        self.boot_start: Record | None = None  # the current boot's start record
+        self.end: Record | None = None         # the current boot's end record
         self.first_result_time: float | None = None
         self.anomalies: list[dict] = []
         self.on_progress = None  # callable(done, total, current_id) or None
+        self.not_run: dict[int, str] = {}  # test cases the session gave up on, with the reason
+        self._progress_in_boot = 0
+        self._boundaries: list[int] = []  # offsets of accepted start, begin and end records
+
+    # -- boots -------------------------------------------------------------------------------
+
+    def start_boot(self, boot: int) -> None:
+        """The image is booted (again): sequence numbers start over."""
+        if self.boot >= 0:
+            self._parser.new_boot()
+        self.boot, self.boot_start, self.end = boot, None, None
+        self._progress_in_boot = 0
 
     @property
     def ended(self) -> bool:
+        """The current boot printed its end record."""
         return self.end is not None
 
+    @property
+    def made_progress(self) -> bool:
+        """The current boot reported at least one begin or result record."""
+        return self._progress_in_boot > 0
+
+    def in_flight(self) -> int | None:
+        """Index of the test case begun in the current boot without a result."""
+        for index, case in enumerate(self._cases):
+            if case.in_flight and case.begin_boot == self.boot:
+                return index
+        return None
+
+    def stop_boot(self, reason: str, console_end: int) -> int | None:
+        """The current boot is over without an end record: the test case in flight, if any,
+        loses this attempt. Returns its index."""
+        index = self.in_flight()
+        if index is not None:
+            case = self._cases[index]
+            case.attempts.append({"boot": self.boot, "reason": reason,
+                                  "console": {"start": case.begin.start, "end": console_end}})
+            case.begin = None  # a later boot may begin it again
+        return index
+
+    def abandon_boot(self) -> None:
+        """The host stopped the current boot (Ctrl-C, a killed pcert): the test case in flight
+        did nothing wrong and will simply be run again."""
+        index = self.in_flight()
+        if index is not None:
+            self._cases[index].begin = None
+
+    def attempts(self, index: int) -> int:
+        return len(self._cases[index].attempts)
+
+    def give_up(self, index: int, reason: str) -> None:
+        """The session will not run this test case (again); `reason` says why."""
+        self.not_run[index] = reason
+
+    def is_settled(self, index: int) -> bool:
+        """Has a result, has taken the OS down as often as it may, or was given up."""
+        case = self._cases[index]
+        return (case.result is not None or len(case.attempts) >= MAX_ATTEMPTS
+                or index in self.not_run)
+
+    def unsettled(self) -> list[int]:
+        return [i for i in range(len(self._cases)) if not self.is_settled(i)]
+
     def done_count(self) -> int:
-        return sum(1 for c in self._cases if c.result is not None)
+        return self.done_count_in(0, len(self._cases))
+
+    def done_count_in(self, lo: int, hi: int) -> int:
+        return sum(1 for i in range(lo, hi) if self.is_settled(i))
+
+    # -- records -----------------------------------------------------------------------------
 
     def feed(self, data: bytes, now: float) -> None:
         for record in self._parser.feed(data):
@@ -63,7 +141,7 @@ class Collector:
 
     def _anomaly(self, record: Record, reason: str) -> None:
         self.anomalies.append({"offset": record.start, "end": record.end, "seq": record.seq,
-                               "kind": record.kind, "reason": reason})
+                               "kind": record.kind, "boot": self.boot, "reason": reason})
 
     def _case_for(self, record: Record) -> _Case | None:
         tc_id, idx = record.fields.get("id"), record.fields.get("idx", "")
@@ -76,13 +154,22 @@ class Collector:
             return None
         return self._cases[int(idx)]
 
+    def _progress(self, record: Record) -> None:
+        self._progress_in_boot += 1
+        if self.on_progress:
+            self.on_progress(self.done_count(), len(self.planned_ids), record.fields.get("id", ""))
+
     def _accept(self, record: Record, now: float) -> None:
         kind = record.kind
+        if kind in ("start", "begin", "end"):
+            self._boundaries.append(record.start)
         if kind == "start":
-            if self.start is not None:
-                self._anomaly(record, "second start record")
+            if self.boot_start is not None:
+                self._anomaly(record, "second start record in one boot")
                 return
-            self.start, self.start_time = record, now
+            self.boot_start = record
+            if self.start is None:
+                self.start = record
             ntests = record.fields.get("ntests")
             if ntests is not None and ntests != str(len(self.planned_ids)):
                 self._anomaly(record, f"guest has {ntests} test cases, the plan {len(self.planned_ids)}")
@@ -92,12 +179,11 @@ class Collector:
             case = self._case_for(record)
             if case is None:
                 return
-            if case.begin is not None:
+            if case.begin is not None or case.result is not None:
                 self._anomaly(record, "test case begun twice")
                 return
-            case.begin, case.begin_time = record, now
-            if self.on_progress:
-                self.on_progress(self.done_count(), len(self.planned_ids), record.fields.get("id", ""))
+            case.begin, case.begin_time, case.begin_boot = record, now, self.boot
+            self._progress(record)
         elif kind == "out":
             case = self._case_for(record)
             if case is not None:
@@ -118,55 +204,93 @@ class Collector:
             self._anomaly(record, f"verdict {verdict!r} with code {code!r} is not a guest verdict")
         elif verdict != "PASS" and not record.fields.get("reason"):
             self._anomaly(record, f"{verdict} without a reason")
+        elif case.begin is None and verdict != "UNSUPPORTED":
+            # Only an option check may decide before a test case begins.
+            self._anomaly(record, f"{verdict} for a test case that has not begun")
         else:
             case.result, case.result_time = record, now
             if self.first_result_time is None:
                 self.first_result_time = now
-            if self.on_progress:
-                self.on_progress(self.done_count(), len(self.planned_ids), record.fields.get("id", ""))
+            self._progress(record)
 
     def finish(self) -> None:
         """The stream has ended: what the parser still holds is an anomaly."""
-        for anomaly in self._parser.finish():
-            self.anomalies.append({"offset": anomaly.offset, "end": None, "seq": None,
-                                   "kind": None, "reason": anomaly.reason})
+        self._parser.finish()
         for anomaly in self._parser.anomalies:
-            entry = {"offset": anomaly.offset, "end": None, "seq": None, "kind": None,
-                     "reason": anomaly.reason}
-            if entry not in self.anomalies:
-                self.anomalies.append(entry)
+            self.anomalies.append({"offset": anomaly.offset, "end": None, "seq": None,
+                                   "kind": None, "boot": None, "reason": anomaly.reason})
         self.anomalies.sort(key=lambda a: (a["offset"], a["reason"]))
+
+    # -- results -----------------------------------------------------------------------------
 
     def results(self, stop_reason: str, console_size: int) -> list[dict]:
         """One result per planned test case, in plan order; `stop_reason` explains the gaps.
 
-        A test case in flight when the guest stopped owns the console up to its end."""
-        rows = []
-        for index, (tc_id, case) in enumerate(zip(self.planned_ids, self._cases)):
-            row = {"id": tc_id, "index": index, "file": "", "line": None,
-                   "guest_duration_s": None, "console": None, "host_time": None}
-            if case.result is not None:
-                f = case.result.fields
-                row.update(verdict=f["verdict"], reason=f.get("reason", ""), file=f.get("file", ""),
-                           line=int(f["line"]) if f.get("line", "").isdigit() else None,
-                           guest_duration_s=_ns_to_s(f.get("dur_ns")))
-                start = case.begin.start if case.begin is not None else case.result.start
-                row["console"] = {"start": start, "end": case.result.end}
-                row["host_time"] = {"start": case.begin_time if case.begin_time is not None
-                                    else case.result_time, "end": case.result_time}
-            elif case.begin is not None:
-                row.update(verdict="UNRESOLVED",
-                           reason=f"no result: the guest stopped during the test case ({stop_reason})")
-                row["console"] = {"start": case.begin.start, "end": console_size}
-                row["host_time"] = {"start": case.begin_time, "end": None}
-            else:
-                row.update(verdict="UNINITIATED", reason=f"never started: {stop_reason}")
-            row["code"] = TET_CODES[row["verdict"]]
-            rows.append(row)
+        A test case in flight when the last boot stopped owns the console up to its end."""
+        rows = [self._result(i, stop_reason, console_size) for i in range(len(self._cases))]
+        self._taint(rows)
         return rows
+
+    def _taint(self, rows: list[dict]) -> None:
+        """A PASS is not believed when an anomaly lies between its begin record and the next
+        start, begin or end record: a forged record displaces a genuine one, and the genuine
+        one then arrives out of sequence, inside that window."""
+        bounds = sorted(self._boundaries)
+        for row, case in zip(rows, self._cases):
+            if row["verdict"] != "PASS" or case.begin is None:
+                continue
+            after = bisect.bisect_right(bounds, case.begin.start)
+            window_end = bounds[after] if after < len(bounds) else float("inf")
+            hits = [a for a in self.anomalies if case.begin.start <= a["offset"] < window_end]
+            if hits:
+                row.update(verdict="UNRESOLVED", code=TET_CODES["UNRESOLVED"],
+                           reason=f"protocol anomaly during the test case: {hits[0]['reason']}")
+
+    def _result(self, index: int, stop_reason: str, console_size: int) -> dict:
+        case = self._cases[index]
+        row = {"id": self.planned_ids[index], "index": index, "file": "", "line": None,
+               "guest_duration_s": None, "console": None, "host_time": None, "guest_time": None,
+               "attempts": case.attempts}
+        lost = "; ".join(f"boot {a['boot']}: {a['reason']}" for a in case.attempts)
+        if case.result is not None:
+            f = case.result.fields
+            row.update(verdict=f["verdict"], reason=f.get("reason", ""), file=f.get("file", ""),
+                       line=int(f["line"]) if f.get("line", "").isdigit() else None,
+                       guest_duration_s=_ns_to_s(f.get("dur_ns")))
+            begin = case.begin or case.result
+            row["console"] = {"start": begin.start, "end": case.result.end}
+            row["host_time"] = {"start": case.begin_time if case.begin else case.result_time,
+                                "end": case.result_time}
+            row["guest_time"] = {"start_ns": _int(begin.fields.get("clock")),
+                                 "end_ns": _int(f.get("clock"))}
+            if case.attempts:
+                # It took the OS down before: a later PASS does not make that go away.
+                earlier = f"{row['verdict']} on attempt {len(case.attempts) + 1}"
+                row.update(verdict="UNRESOLVED" if row["verdict"] == "PASS" else row["verdict"],
+                           reason=f"{row['reason'] or earlier} after {lost}")
+        elif case.attempts:
+            last = case.attempts[-1]
+            twice = len(case.attempts) >= MAX_ATTEMPTS
+            row.update(verdict="UNRESOLVED",
+                       reason=(f"{last['reason']} (took the OS down {len(case.attempts)} times; "
+                               "not tried again)" if twice else last["reason"]))
+            row["console"] = dict(last["console"])
+        elif case.begin is not None:
+            row.update(verdict="UNRESOLVED",
+                       reason=f"no result: the guest stopped during the test case ({stop_reason})")
+            row["console"] = {"start": case.begin.start, "end": console_size}
+            row["host_time"] = {"start": case.begin_time, "end": None}
+        else:
+            row.update(verdict="UNINITIATED",
+                       reason=f"never started: {self.not_run.get(index, stop_reason)}")
+        row["code"] = TET_CODES[row["verdict"]]
+        return row
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
 
 
 def _ns_to_s(value: str | None) -> float | None:
-    if value is None or not value.isdigit():
-        return None
-    return int(value) / 1e9
+    v = _int(value)
+    return None if v is None else v / 1e9

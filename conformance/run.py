@@ -1,16 +1,24 @@
-"""The run orchestrator: plan → generate → build → boot → collect → bundle → report.
+"""The run orchestrator: plan → generate → build → boot (in sessions) → collect → bundle → report.
 
->>> # pcert run --target host --profile face-safety-base --out runs/x
->>> # is RunOptions(target="host", profile="face-safety-base", out=Path("runs/x"))
+    execute(RunOptions(target="host", profile="face-safety-base", out=Path("runs/x")))
+    execute(RunOptions(resume=Path("runs/x")))     # finish an interrupted run
+
+Evidence is never lost: the bundle is sealed as `incomplete` (a checkpoint) before every boot,
+so a run killed at any moment leaves a bundle that `pcert verify` accepts as incomplete and
+`pcert run --resume` finishes. With `jobs` > 1 the plan is cut into contiguous shards, each
+booted by its own worker into its own console log, and merged into one bundle.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import secrets
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -29,12 +37,17 @@ from targets.toolchain import Toolchain
 
 from . import version
 from .catalog import Catalog
-from .collect import Collector
-from .errors import RunError
-from .generate import generate
+from .collect import TET_CODES, Collector
+from .errors import RunError, RunInterrupted
+from .generate import GeneratedSources, generate
 from .plan import Plan, make_plan
 from .profiles import load_profile
 from .progress import Progress
+from .session import BootRecord, Session, Timeouts
+
+BOOTS = "boots.jsonl"
+IDLE_MARGIN_S = 15  # the host waits this much longer than the longest guest-side timeout
+CHECKPOINT_EVERY_S = 1.0
 
 
 @dataclass
@@ -48,17 +61,40 @@ class RunOptions:
     only: frozenset[str] | None = None
     cache_dir: Path | None = None
     timeout_s: int | None = None          # per-test-case default timeout in the guest
+    idle_timeout_s: float | None = None   # host: no console progress for this long → hung
+    jobs: int | None = None               # parallel workers; None: one per CPU
+    resume: Path | None = None
+
+    def to_json(self) -> dict:
+        """What a resumed run needs to plan the same run again."""
+        return {"target": self.target, "profile": self.profile,
+                "kernel": str(self.kernel) if self.kernel else None,
+                "specs": [str(p) for p in self.spec_dirs],
+                "only": sorted(self.only) if self.only is not None else None,
+                "timeout_s": self.timeout_s, "idle_timeout_s": self.idle_timeout_s,
+                "jobs": self.jobs}
+
+    @classmethod
+    def from_json(cls, data: dict, resume: Path) -> "RunOptions":
+        return cls(target=data["target"], profile=data["profile"],
+                   kernel=Path(data["kernel"]) if data.get("kernel") else None,
+                   spec_dirs=tuple(Path(p) for p in data.get("specs", [])),
+                   only=frozenset(data["only"]) if data.get("only") is not None else None,
+                   timeout_s=data.get("timeout_s"), idle_timeout_s=data.get("idle_timeout_s"),
+                   jobs=data.get("jobs"), out=resume, resume=resume)
 
 
 @dataclass
 class RunResult:
     bundle: Path
     summary: dict[str, int]
+    status: str = "complete"
     reports: list[Path] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return all(n == 0 for v, n in self.summary.items() if v != "PASS")
+        return self.status == "complete" and all(
+            n == 0 for v, n in self.summary.items() if v != "PASS")
 
 
 def cache_root(explicit: Path | None = None) -> Path:
@@ -96,8 +132,37 @@ def _stage_sources(files: dict[str, bytes], cache: Path) -> Path:
     return stage
 
 
-def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
-    progress = progress or Progress()
+def shards(count: int, jobs: int) -> list[tuple[int, int]]:
+    """Contiguous, near-equal index ranges, one per worker.
+
+    >>> shards(5, 2)
+    [(0, 3), (3, 5)]
+    """
+    jobs = max(1, min(jobs, count))
+    bounds = [count * w // jobs for w in range(jobs + 1)]
+    return [(bounds[w], bounds[w + 1]) for w in range(jobs)]
+
+
+def console_name(worker: int) -> str:
+    return "console.log" if worker == 0 else f"console.w{worker}.log"
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs before the first boot; the same for a resumed run."""
+
+    options: RunOptions
+    target: Target
+    catalog: Catalog
+    plan: Plan
+    sources: GeneratedSources
+    toolchain: Toolchain
+    binary: Path
+    kernel: object | None
+    image: object
+
+
+def prepare(options: RunOptions, progress: Progress) -> Prepared:
     target = load_target(options.target)
     profile = load_profile(options.profile)
     problems = check_ready(target)
@@ -108,103 +173,323 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
     if not plan.test_cases:
         raise RunError(f"profile {profile.label} selects no test case on {target.name}")
     cache = cache_root(options.cache_dir)
-
-    started = time.time()
-    run_id = make_run_id(target.name, dt.datetime.fromtimestamp(started, dt.timezone.utc),
-                         secrets.token_bytes(3))
-    out = options.out or options.runs_dir / run_id
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RunError(f"{out} already exists and is not empty: evidence is never overwritten; "
-                       f"choose another --out")
-
     progress.phase("plan", f"{profile.label} on {target.name}: {len(plan.test_cases)} test cases, "
                            f"{len(plan.requirements)} requirements")
-    progress.phase("generate", f"{len(plan.test_cases)} procedures")
     sources = generate(catalog.spec_set, [tc.id for tc in plan.test_cases])
     stage = _stage_sources(sources.files, cache)
-
     progress.phase("build", f"{target.toolchain.cc} ({len(sources.files)} generated files + runtime)")
     toolchain = Toolchain.for_target(target)
     rt = runtime_dir()
     binary = toolchain.cached_build(
         [*(stage / n for n in sorted(sources.files)), rt / "pcert.c"], [rt], cache / "build")
-
     kernel = None
     if target.kind == "qemu-linux":
-        progress.phase("kernel", "checking the cache")
         kernel = kernels.ensure_kernel(target, cache_dir=cache / "kernels", override=options.kernel)
     # One directory per binary: concurrent runs never swap images.
     image = build_image(target, binary, cache / "images" / binary.parent.name)
+    return Prepared(options, target, catalog, plan, sources, toolchain, binary, kernel, image)
 
-    nonce = secrets.token_hex(8)
-    guest_env = {"PCERT_NONCE": nonce}
-    if options.timeout_s:
-        guest_env["PCERT_TIMEOUT"] = str(options.timeout_s)
-    machine = (QemuMachine(target, kernel.path, image.path, guest_env) if kernel is not None
-               else HostMachine(binary, guest_env))
 
-    writer = BundleWriter(out)
-    collector = Collector([tc.id for tc in plan.test_cases], nonce)
-    collector.on_progress = progress.update
-    progress.phase("boot", f"{target.name} ({' '.join(machine.command()[:1])})")
-    clock0 = time.monotonic()
-    with writer.open_console() as console:
-        def on_output(data: bytes) -> None:
-            console.write(data)
-            collector.feed(data, now=time.monotonic() - clock0)
+class _Run:
+    """One run's state: the bundle writer, one collector and session per worker."""
 
-        outcome = machine.run(on_output, idle_timeout_s=target.machine.idle_timeout_s,
-                              run_timeout_s=target.machine.run_timeout_s,
-                              until=lambda: collector.ended)
-        console_size = console.size
-    progress.close()
-    collector.finish()
-    results = collector.results(stop_reason=outcome.reason, console_size=console_size)
-    finished = time.time()
+    def __init__(self, p: Prepared, writer: BundleWriter, manifest_base: dict, nonce: str,
+                 jobs: int, progress: Progress, resumed_boots: list[dict]):
+        self.p, self.writer, self.nonce, self.progress = p, writer, nonce, progress
+        self.manifest_base = manifest_base
+        self.ids = [tc.id for tc in p.plan.test_cases]
+        self.lock = threading.RLock()  # collectors, sinks and the bundle: one writer at a time
+        self.dirty = False              # progress not yet in a checkpoint
+        self.stop = threading.Event()
+        self.clock0 = time.monotonic()
+        max_case_timeout = max((tc.timeout_s for tc in p.plan.test_cases), default=10)
+        idle = p.options.idle_timeout_s or p.target.machine.idle_timeout_s
+        self.timeouts = Timeouts(idle_s=max(idle, max(max_case_timeout, p.options.timeout_s or 0)
+                                            + IDLE_MARGIN_S),
+                                 run_s=p.target.machine.run_timeout_s)
+        self.boots: list[dict] = list(resumed_boots)
+        self.sessions: list[Session] = []
+        workers = shards(len(self.ids), jobs)
+        for worker, shard in enumerate(workers):
+            collector = Collector(self.ids, nonce)
+            collector.on_progress = self._on_progress
+            name = console_name(worker)
+            sink = writer.open_console(name, append=p.options.resume is not None)
+            session = Session(self._machine_factory, collector, sink, shard=shard,
+                              timeouts=self.timeouts, worker=worker, console_name=name,
+                              clock0=self.clock0, lock=self.lock)
+            session.on_boot = self._on_boot
+            self.sessions.append(session)
+        if resumed_boots:
+            self._replay(resumed_boots)
 
-    procedures = sources.procedures
-    for row in results:
-        tc = catalog.spec_set.test_cases[row["id"]]
-        row["verifies"] = list(tc.verifies)
-        row["procedure_sha256"] = procedures[tc.id].sha256
-    summary = {v: 0 for v in ("PASS", "FAIL", "UNRESOLVED", "UNSUPPORTED", "UNTESTED", "UNINITIATED")}
-    for row in results:
-        summary[row["verdict"]] += 1
+    def _machine_factory(self, env: dict[str, str]):
+        guest_env = {"PCERT_NONCE": self.nonce, **env}
+        if self.p.options.timeout_s:
+            guest_env["PCERT_TIMEOUT"] = str(self.p.options.timeout_s)
+        if self.p.kernel is not None:
+            return QemuMachine(self.p.target, self.p.kernel.path, self.p.image.path, guest_env)
+        return HostMachine(self.p.binary, guest_env)
 
-    writer.write_json("requirements.json", [r.to_json() for r in plan.requirements])
-    writer.write_json("testcases.json", _testcases_json(plan, procedures))
-    for name, data in sorted(sources.files.items()):
-        writer.write_bytes(f"procedures/{name}", data)
-    for name in ("pcert.c", "pcert.h"):
-        writer.add_file(f"procedures/runtime/{name}", rt / name)
-    writer.write_jsonl("results.jsonl", results)
-    writer.write_jsonl("anomalies.jsonl", collector.anomalies)
-    manifest = {
+    def _on_progress(self, done: int, total: int, current: str) -> None:
+        done = sum(s.collector.done_count_in(s.lo, s.hi) for s in self.sessions)
+        self.dirty = True
+        self.progress.update(done, total, current)
+
+    def _checkpoints(self, finished: threading.Event) -> None:
+        """Seal what has been obtained about once a second, so a killed pcert loses at most
+        that second of results from results.jsonl (the console log keeps every byte)."""
+        while not finished.wait(CHECKPOINT_EVERY_S):
+            with self.lock:
+                if self.dirty:
+                    self.dirty = False
+                    self.seal("checkpoint")
+
+    def _replay(self, boots: list[dict]) -> None:
+        """Rebuild every collector from the console logs of the interrupted run."""
+        for session in self.sessions:
+            data = (self.writer.path / session.console_name).read_bytes()
+            session.replay([b for b in boots if b["worker"] == session.worker], data)
+
+    def _on_boot(self, record: BootRecord, running: bool) -> None:
+        """Before a boot: seal a checkpoint that names it; after: keep its record."""
+        with self.lock:
+            row = record.to_json()
+            self.boots = [b for b in self.boots if (b["worker"], b["boot"]) != (row["worker"], row["boot"])]
+            self.boots.append(row)
+            self.boots.sort(key=lambda b: (b["worker"], b["boot"]))
+            if running:
+                self.dirty = False
+                self.seal("checkpoint")
+
+    def results(self, stop_reason: str) -> tuple[list[dict], list[dict]]:
+        rows: list[dict] = []
+        anomalies: list[dict] = []
+        for session in self.sessions:
+            c = session.collector
+            size = session.sink.size
+            mine = c.results(stop_reason=session.last_stop or stop_reason, console_size=size)
+            for row in mine[session.lo:session.hi]:
+                if session.worker:  # ranges point into this worker's own log
+                    for span in [row["console"]] + [a["console"] for a in row["attempts"]]:
+                        if span is not None:
+                            span["file"] = session.console_name
+                rows.append(row)
+            anomalies += [dict(a, worker=session.worker) for a in c.anomalies]
+        procedures = self.p.sources.procedures
+        for row in rows:
+            tc = self.p.catalog.spec_set.test_cases[row["id"]]
+            row["verifies"] = list(tc.verifies)
+            row["procedure_sha256"] = procedures[tc.id].sha256
+        return rows, anomalies
+
+    def seal(self, status: str, stop_reason: str = "") -> dict:
+        """Write results, anomalies and boots; `checkpoint` also seals the manifest (the run
+        goes on), `incomplete` and `complete` return it for the writer to finalize."""
+        rows, anomalies = self.results(stop_reason or "run interrupted")
+        if status != "complete":
+            for row in rows:  # interrupted: what has no verdict yet is not run *yet*
+                if row["verdict"] == "UNINITIATED":
+                    row["reason"] = ("not run yet: the run was interrupted before it "
+                                     "(pcert run --resume finishes it)")
+        self.writer.write_jsonl("results.jsonl", rows)
+        self.writer.write_jsonl("anomalies.jsonl", anomalies)
+        self.writer.write_jsonl(BOOTS, self.boots)
+        summary = {v: 0 for v in TET_CODES}
+        for row in rows:
+            summary[row["verdict"]] += 1
+        first = self.sessions[0].collector.start
+        first_results = [s.collector.first_result_time for s in self.sessions
+                         if s.collector.first_result_time is not None]
+        first_boot = next((b for b in self.boots if b["boot"] == 0), None)
+        manifest = {
+            **self.manifest_base,
+            "finished_utc": _utc(time.time()),
+            "guest": dict(sorted(first.fields.items())) if first else {},
+            "exit": {"reason": self.boots[-1]["reason"] if self.boots else "not started",
+                     "status": self.boots[-1]["exit_status"] if self.boots else None,
+                     "boots": len(self.boots), "workers": len(self.sessions),
+                     "first_output_s": first_boot["first_output_s"] if first_boot else None,
+                     "first_result_s": min(first_results) if first_results else None,
+                     "wall_s": round(time.monotonic() - self.clock0, 3),
+                     "anomalies": len(anomalies)},
+            "summary": summary,
+        }
+        if status == "checkpoint":
+            return self.writer.checkpoint(manifest)
+        return manifest
+
+    def run_sessions(self) -> None:
+        finished = threading.Event()
+        sealer = threading.Thread(target=self._checkpoints, args=(finished,), daemon=True)
+        sealer.start()
+        try:
+            self._run_workers()
+        finally:
+            finished.set()
+            sealer.join()
+
+    def _run_workers(self) -> None:
+        if len(self.sessions) == 1:
+            self.sessions[0].run(self.stop)
+            return
+        errors: list[BaseException] = []
+
+        def work(session: Session) -> None:
+            try:
+                session.run(self.stop)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+                errors.append(exc)
+                self.stop.set()
+
+        threads = [threading.Thread(target=work, args=(s,), daemon=True) for s in self.sessions]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.2)
+        except BaseException:
+            self.stop.set()
+            for t in threads:
+                t.join()
+            raise
+        if errors:
+            raise errors[0]
+
+
+def _manifest_base(p: Prepared, run_id: str, started: float, nonce: str) -> dict:
+    machine = p.kernel is not None and QemuMachine(p.target, p.kernel.path, p.image.path,
+                                                    {"PCERT_NONCE": nonce})
+    command = machine.command() if machine else [str(p.binary)]
+    return {
         "run_id": run_id,
         "started_utc": _utc(started),
-        "finished_utc": _utc(finished),
         "pcert": version.identity(),
-        "plan": {**plan.to_json(), "checks": "behaviour"},
-        "target": target.to_json(),
-        "tools": {"compiler": {"command": toolchain.cc, "version": toolchain.version(),
-                               "sha256": toolchain.sha256()},
-                  **({"qemu": {"command": machine.command()[0], "version": machine.version(),
-                               "sha256": machine.sha256()}} if kernel is not None else {})},
-        "kernel": _kernel_json(kernel),
-        "image": {"kind": image.kind, "sha256": image.sha256, "size": image.size},
-        "command": machine.command(),
+        "options": p.options.to_json(),
+        "plan": {**p.plan.to_json(), "checks": "behaviour"},
+        "target": p.target.to_json(),
+        "tools": {"compiler": {"command": p.toolchain.cc, "version": p.toolchain.version(),
+                               "sha256": p.toolchain.sha256()},
+                  **({"qemu": {"command": command[0], "version": machine.version(),
+                               "sha256": machine.sha256()}} if machine else {})},
+        "kernel": _kernel_json(p.kernel),
+        "image": {"kind": p.image.kind, "sha256": p.image.sha256, "size": p.image.size},
+        "command": command,
         "nonce": nonce,
-        "guest": dict(sorted(collector.start.fields.items())) if collector.start else {},
-        "exit": {"reason": outcome.reason, "status": outcome.exit_status,
-                 "first_output_s": outcome.first_output_s,
-                 "first_result_s": collector.first_result_time, "wall_s": round(outcome.wall_s, 3),
-                 "anomalies": len(collector.anomalies)},
-        "summary": summary,
     }
-    writer.finalize(manifest, status="complete" if collector.ended else "incomplete")
+
+
+def _write_static(writer: BundleWriter, p: Prepared) -> None:
+    writer.write_json("requirements.json", [r.to_json() for r in p.plan.requirements])
+    writer.write_json("testcases.json", _testcases_json(p.plan, p.sources.procedures))
+    for name, data in sorted(p.sources.files.items()):
+        writer.write_bytes(f"procedures/{name}", data)
+    rt = runtime_dir()
+    for name in ("pcert.c", "pcert.h"):
+        writer.add_file(f"procedures/runtime/{name}", rt / name)
+
+
+def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
+    progress = progress or Progress()
+    resumed: Resumed | None = None
+    if options.resume is not None:
+        resumed = _load_resume(options.resume)
+        options = resumed.options
+    started = time.time()
+    if options.resume is None:
+        target_name = load_target(options.target).name
+        run_id = make_run_id(target_name, dt.datetime.fromtimestamp(started, dt.timezone.utc),
+                             secrets.token_bytes(3))
+        out = options.out or options.runs_dir / run_id
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise RunError(f"{out} already exists and is not empty: evidence is never overwritten; "
+                           f"choose another --out, or --resume it if it was interrupted")
+    p = prepare(options, progress)
+    if resumed is not None:
+        out, manifest_base = options.resume, resumed.manifest_base
+        if p.image.sha256 != manifest_base["image"]["sha256"] or \
+                [tc.id for tc in p.plan.test_cases] != resumed.planned_ids:
+            raise RunError(f"{out}: the plan or image differs from the interrupted run's "
+                           "(catalog, specs or toolchain changed); start a new run instead")
+        nonce = manifest_base["nonce"]
+        writer = BundleWriter(out, resume=True)
+        jobs = resumed.workers
+    else:
+        nonce = secrets.token_hex(8)
+        manifest_base = _manifest_base(p, run_id, started, nonce)
+        writer = BundleWriter(out)
+        _write_static(writer, p)
+        jobs = options.jobs or os.cpu_count() or 1
+
+    run = _Run(p, writer, manifest_base, nonce, jobs, progress,
+               resumed.boots if resumed is not None else [])
+    progress.phase("boot", f"{p.target.name}: {len(run.sessions)} worker(s)")
+    interrupted = None
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        run.run_sessions()
+    except KeyboardInterrupt as exc:
+        interrupted = exc
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        progress.close()
+    for session in run.sessions:
+        session.sink.close()
+        session.collector.finish()
+    if interrupted is not None:
+        writer.finalize(run.seal("incomplete"), status="incomplete")
+        raise RunInterrupted(out) from interrupted
+    manifest = run.seal("complete", stop_reason=_stop_summary(run))
+    writer.finalize(manifest, status="complete")
     progress.phase("report", str(out / "reports"))
     reports = render_reports(out)
-    return RunResult(bundle=out, summary=summary, reports=reports)
+    return RunResult(bundle=out, summary=manifest["summary"], reports=reports)
+
+
+def _stop_summary(run: _Run) -> str:
+    stops = sorted({s.last_stop for s in run.sessions})
+    return "; ".join(stops)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@dataclass
+class Resumed:
+    """What an interrupted run's bundle tells a resumed run."""
+
+    options: RunOptions
+    manifest_base: dict
+    boots: list[dict]
+    planned_ids: list[str]
+    workers: int
+
+
+def _load_resume(bundle: Path) -> Resumed:
+    manifest_path = bundle / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{manifest_path}: cannot be read ({exc}); --resume needs the bundle of "
+                       "an interrupted run") from None
+    if manifest.get("status") != "incomplete":
+        raise RunError(f"{bundle}: status is {manifest.get('status')!r}: only an incomplete run "
+                       "can be resumed")
+    if "options" not in manifest:
+        raise RunError(f"{manifest_path}: has no 'options'; it was not written by a pcert that "
+                       "can resume runs")
+    options = RunOptions.from_json(manifest["options"], resume=bundle)
+    boots_path = bundle / BOOTS
+    boots = [json.loads(x) for x in boots_path.read_text().splitlines()] if boots_path.exists() else []
+    testcases = json.loads((bundle / "testcases.json").read_text())
+    base = {k: manifest[k] for k in ("run_id", "started_utc", "pcert", "options", "plan", "target",
+                                     "tools", "kernel", "image", "command", "nonce")}
+    base["pcert"] = version.identity()
+    workers = manifest.get("exit", {}).get("workers") or options.jobs or os.cpu_count() or 1
+    return Resumed(options=options, manifest_base=base, boots=boots,
+                   planned_ids=[t["id"] for t in testcases], workers=workers)
 
 
 def _kernel_json(kernel) -> dict | None:
@@ -223,7 +508,7 @@ def _testcases_json(plan: Plan, procedures) -> list[dict]:
             "id": tc.id, "index": index, "title": tc.title, "unit": tc.unit,
             "interface": tc.interface, "kind": tc.kind, "verifies": list(tc.verifies),
             "options": list(tc.options), "timeout_s": tc.timeout_s, "inputs": inputs,
-            "expected": tc.expected,
+            "expected": tc.expected, "method": "test",
             "procedure": {"file": f"procedures/{proc.file}", "function": proc.function,
                           "sha256": proc.sha256},
         })

@@ -106,3 +106,16 @@ def sha256_file(path: Path | str) -> str:
         while chunk := source.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def sha256_prefix(path: Path | str, size: int) -> str:
+    """sha256 of the first ``size`` bytes of a file that may still be growing (a console log)."""
+    digest, left = hashlib.sha256(), size
+    with open(path, "rb") as f:
+        while left > 0:
+            block = f.read(min(CHUNK, left))
+            if not block:
+                raise ValueError(f"{path}: shorter than {size} bytes")
+            digest.update(block)
+            left -= len(block)
+    return digest.hexdigest()

@@ -14,3 +14,9 @@ runs/x/manifest.json: field 'nonce' is missing; re-run pcert
 
 class BundleError(Exception):
     """A bundle (or a file meant for one) is missing, unreadable or does not match the format."""
+
+
+class InputError(BundleError):
+    """A file given alongside a bundle (waivers, catalog snapshot, key, run index) is missing,
+    unreadable or malformed. A :class:`BundleError`, so a CLI that prints bundle errors and
+    exits 2 handles it the same way; the message names the file, the entry and the field."""

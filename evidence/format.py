@@ -25,9 +25,26 @@ TESTCASES = "testcases.json"
 RESULTS = "results.jsonl"
 ANOMALIES = "anomalies.jsonl"
 CONSOLE = "console.log"
+_CONSOLE_NAME = re.compile(r"^console(?:\.w[0-9]+)?\.log$")
+
+
+_TEMPORARY = re.compile(r"(^|/)\.[^/]+\.tmp$")
+
+
+def is_temporary(name: str) -> bool:
+    """A temporary file of an atomic write (``.results.jsonl.abc123.tmp``) that a killed run
+    left behind; never evidence."""
+    return _TEMPORARY.search(name) is not None
+
+
+def is_console(name: str) -> bool:
+    """console.log, or console.wN.log: the logs a parallel worker N appends to as bytes arrive."""
+    return _CONSOLE_NAME.match(name) is not None
 PROCEDURES_DIR = "procedures"
 REPORTS_DIR = "reports"
 REPORT_SUMS = "SHA256SUMS"
+# Written by `pcert sign` after the manifest, over the manifest's bytes (evidence/signing.py).
+SIGNATURE = "manifest.sig"
 
 STATUSES = ("complete", "incomplete")
 
@@ -37,6 +54,24 @@ REQUIRED_FILES = (REQUIREMENTS, TESTCASES, RESULTS, CONSOLE)
 # TET / IEEE 1003.3 result codes; dict order is code order, which reports rely on.
 VERDICTS = {"PASS": 0, "FAIL": 1, "UNRESOLVED": 2, "UNSUPPORTED": 4, "UNTESTED": 5,
             "UNINITIATED": 6}
+
+# Most serious first: a requirement's outcome is the most serious verdict of its test cases.
+SEVERITY = ("FAIL", "UNRESOLVED", "UNINITIATED", "UNTESTED", "UNSUPPORTED", "PASS")
+# What a nightly diff calls failing: the verdicts JUnit reports as failure or error. UNSUPPORTED
+# and UNTESTED are not: whether they are acceptable depends on the profile, not on the run.
+FAILING = frozenset({"FAIL", "UNRESOLVED", "UNINITIATED"})
+NO_TEST = "no test"      # the outcome of a requirement no test case verifies
+
+
+def worst(verdicts) -> str:
+    """The most serious of ``verdicts`` (an unknown verdict ranks above FAIL).
+
+    >>> worst(["PASS", "UNSUPPORTED", "FAIL"])
+    'FAIL'
+    """
+    rank = {verdict: position for position, verdict in enumerate(SEVERITY)}
+    return min(verdicts, key=lambda verdict: rank.get(verdict, -1))
+
 
 # Which list-of-records files hold which schema kind (see evidence/schema.py).
 RECORD_KINDS = {REQUIREMENTS: "requirement", TESTCASES: "testcase", RESULTS: "result"}
@@ -67,12 +102,13 @@ def make_run_id(target: str, now: datetime, entropy: bytes) -> str:
 
 def is_listed(relpath: str) -> bool:
     """Whether a bundle file belongs in the manifest's ``files``: everything but the manifest
-    itself and the derived ``reports/``.
+    itself, its signature (written after it) and the derived ``reports/``.
 
-    >>> [is_listed(p) for p in ("console.log", "procedures/a.c", "manifest.json", "reports/x")]
-    [True, True, False, False]
+    >>> [is_listed(p) for p in ("console.log", "procedures/a.c", "manifest.json", "reports/x",
+    ...                         "manifest.sig")]
+    [True, True, False, False, False]
     """
-    return relpath != MANIFEST and relpath.split("/", 1)[0] != REPORTS_DIR
+    return relpath not in (MANIFEST, SIGNATURE) and relpath.split("/", 1)[0] != REPORTS_DIR
 
 
 def walk_files(root: Path) -> list[str]:
@@ -108,5 +144,6 @@ def check_name(name: str) -> str:
                          "the bundle, without '.', '..' or empty parts")
     if not is_listed(name):
         raise ValueError(f"bundle file name {name!r} is reserved: manifest.json is written by "
-                         "finalize() and reports/ by the report renderer")
+                         "finalize(), manifest.sig by `pcert sign` and reports/ by the report "
+                         "renderer")
     return name

@@ -146,15 +146,29 @@ class Bundle:
     def _console(self) -> bytes:
         return read_bytes(self.path / fmt.CONSOLE)
 
+    def _read_console(self, name: str) -> bytes:
+        if not fmt.is_console(name):
+            raise BundleError(f"{self.path / fmt.RESULTS}: console file {name!r} is not a "
+                              f"console log name; {DAMAGED}")
+        if name not in self._other_consoles:
+            self._other_consoles[name] = read_bytes(self.path / name)
+        return self._other_consoles[name]
+
+    @cached_property
+    def _other_consoles(self) -> dict[str, bytes]:
+        return {}
+
     def console_slice(self, result: dict) -> bytes:
         """The console bytes [start, end) of one result; b"" when it never began."""
         span = result.get("console")
         if span is None:
             return b""
-        console = self._console
+        # A parallel worker's results point into its own log (console.wN.log).
+        console = self._console if span.get("file", fmt.CONSOLE) == fmt.CONSOLE \
+            else self._read_console(span["file"])
         if span["end"] > len(console):
             raise BundleError(f"{self.path / fmt.RESULTS}: result {result.get('id')!r}: field "
-                              f"'console' ends at byte {span['end']}, but console.log has "
+                              f"'console' ends at byte {span['end']}, but {span.get('file', fmt.CONSOLE)} has "
                               f"{len(console)} bytes; {DAMAGED}")
         return console[span["start"]:span["end"]]
 

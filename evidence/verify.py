@@ -9,6 +9,12 @@ report is still named.
 >>> report.ok, report.changed                                            # doctest: +SKIP
 (False, ['console.log'])
 
+A signed bundle (``manifest.sig``, see :mod:`evidence.signing`) has its signature checked too;
+with ``trusted`` keys, the bundle must be signed by one of them:
+
+>>> verify_bundle("runs/x", trusted=[load_public_key("release.key.pub")]).signature  # doctest: +SKIP
+'signature valid (ed25519 key 3f0c9a1e5b7d2c44)'
+
 An unreadable or schema-invalid manifest raises :class:`BundleError` (``pcert verify`` exit 2).
 """
 
@@ -19,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import format as fmt
-from .atomic import sha256_file, write_bytes_atomic
+from .atomic import sha256_file, sha256_prefix, write_bytes_atomic
 from .reader import Bundle
 
 SUMS_LINE = re.compile(r"([0-9a-f]{64})  (.+)")
@@ -40,29 +46,42 @@ class VerifyReport:
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    signature: str = "not checked"
+    notes: list[str] = field(default_factory=list)  # worth saying, not a failure
 
     @property
     def ok(self) -> bool:
         return not (self.changed or self.missing or self.extra or self.problems)
 
 
-def verify_bundle(path: Path | str) -> VerifyReport:
-    """Recompute every hash of the bundle at ``path`` and name what differs."""
+def verify_bundle(path: Path | str, trusted=None, *, check_signature: bool = True) -> VerifyReport:
+    """Recompute every hash of the bundle at ``path`` and name what differs; check its
+    signature when it has one (``trusted``: Ed25519 public keys, one of which must have
+    signed it)."""
     bundle = Bundle.open(path)
     report = VerifyReport(path=bundle.path, status=bundle.status)
+    if check_signature:
+        from .signing import check_signature as check   # needs cryptography: only when used
+        found = check(bundle.path, trusted)
+        report.signature = found.describe()
+        report.problems += found.problems
     on_disk = [name for name in fmt.walk_files(bundle.path) if fmt.is_listed(name)]
-    _compare(bundle.path, bundle.manifest["files"], on_disk, "", "the manifest", report)
+    _compare(bundle.path, bundle.manifest["files"], on_disk, "", "the manifest", report,
+             growing_ok=bundle.status == "incomplete")
     _verify_reports(bundle.path / fmt.REPORTS_DIR, report)
     return report
 
 
 def _compare(root: Path, listed: dict[str, dict | str], on_disk: list[str], prefix: str,
-             source: str, report: VerifyReport) -> None:
+             source: str, report: VerifyReport, growing_ok: bool = False) -> None:
     """Compare the files under ``root`` with ``listed`` (name -> {"sha256", "size"} or a
     sha256); ``prefix`` makes names bundle-relative, ``source`` names the list in messages."""
     for name in sorted(set(listed) | set(on_disk)):
         full, shown = root / name, prefix + name
-        if name not in listed:
+        if name not in listed and growing_ok and fmt.is_temporary(name):
+            report.notes.append(f"{shown}: a temporary file of a write the interruption cut "
+                                "short (pcert run --resume removes it)")
+        elif name not in listed:
             report.extra.append(shown)
             report.problems.append(f"{shown}: present but not listed in {source}; remove it "
                                    "or find out who added it")
@@ -73,9 +92,28 @@ def _compare(root: Path, listed: dict[str, dict | str], on_disk: list[str], pref
             report.changed.append(shown)
             report.problems.append(f"{shown}: is not a regular file (a symbolic link, "
                                    f"directory or special file), not the file listed in {source}")
+        elif growing_ok and fmt.is_console(name) and _grew(full, listed[name]):
+            extra = full.stat().st_size - listed[name]["size"]
+            report.notes.append(f"{shown}: {extra} bytes received after the last checkpoint "
+                                "(kept, not covered by the manifest until the run is resumed)")
+        elif growing_ok and name in JOURNALS and not _matches(full, listed[name]):
+            # Killed while sealing a checkpoint: the journal is newer than the manifest. It is
+            # derived again from the console logs when the run is resumed.
+            report.notes.append(f"{shown}: newer than the last checkpoint's manifest (the run "
+                                "was stopped while sealing it; pcert run --resume rewrites it)")
         elif not _matches(full, listed[name]):
             report.changed.append(shown)
             report.problems.append(f"{shown}: changed (its sha256 differs from {source})")
+
+
+# Files an interrupted run rewrites at every checkpoint, derived from the console logs.
+JOURNALS = frozenset({fmt.RESULTS, fmt.ANOMALIES, "boots.jsonl"})
+
+
+def _grew(full: Path, expected: dict) -> bool:
+    """An interrupted run's console log: what the checkpoint sealed, followed by more bytes."""
+    return (isinstance(expected, dict) and full.stat().st_size > expected["size"]
+            and sha256_prefix(full, expected["size"]) == expected["sha256"])
 
 
 def _matches(full: Path, expected: dict | str) -> bool:

@@ -17,6 +17,7 @@ writes ``manifest.json`` last. A directory without a manifest is therefore an in
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Iterable
 
 from . import format as fmt
 from .atomic import copy_file_atomic, encode_json, encode_json_line, fsync_directory, \
+    sha256_prefix, \
     sha256_file, write_bytes_atomic
 from .errors import BundleError
 from .reader import read_json, read_jsonl
@@ -33,15 +35,42 @@ from .schema import validate
 class BundleWriter:
     """Creates ``directory`` (which must not exist or be empty) and writes evidence into it."""
 
-    def __init__(self, directory: Path | str):
+    def __init__(self, directory: Path | str, *, resume: bool = False):
         self.path = Path(directory)
+        self.written: dict[str, str] = {}  # name -> sha256 at write time
+        self.consoles: dict[str, ConsoleSink] = {}
+        self.finalized = False
+        if resume:
+            self._reopen()
+            return
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise BundleError(f"{self.path}: already exists and is not an empty directory; "
-                              "choose a new run directory (resuming a run is not supported yet)")
+                              "choose a new run directory, or resume an interrupted run "
+                              "with --resume")
         self.path.mkdir(parents=True, exist_ok=True)
-        self.written: dict[str, str] = {}  # name -> sha256 at write time
-        self.console: ConsoleSink | None = None
-        self.finalized = False
+
+    def _reopen(self) -> None:
+        """Continue an interrupted run: its last checkpoint says what was written."""
+        manifest_path = self.path / fmt.MANIFEST
+        try:
+            manifest = json.loads(manifest_path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise BundleError(f"{manifest_path}: cannot be read ({exc}); only a bundle with a "
+                              "checkpoint manifest can be resumed") from None
+        if manifest.get("status") != "incomplete":
+            raise BundleError(f"{manifest_path}: status is {manifest.get('status')!r}; only an "
+                              "incomplete run can be resumed")
+        for name, entry in manifest.get("files", {}).items():
+            if not fmt.is_console(name):
+                self.written[name] = entry["sha256"]
+        for name in fmt.walk_files(self.path):
+            if fmt.is_temporary(name):  # debris of a write the interruption cut short
+                (self.path / name).unlink()
+
+    @property
+    def console(self) -> "ConsoleSink | None":
+        """The main console sink (console.log), if open."""
+        return self.consoles.get(fmt.CONSOLE)
 
     # -- evidence files ---------------------------------------------------------------------
 
@@ -68,16 +97,29 @@ class BundleWriter:
         copy_file_atomic(src_path, target)
         self.written[name] = sha256_file(target)
 
-    def open_console(self) -> "ConsoleSink":
-        """Start console.log; append raw bytes to the returned sink as they arrive."""
-        if self.console is not None or fmt.CONSOLE in self.written:
-            raise ValueError(f"{self.path}: console.log was already opened")
+    def open_console(self, name: str = fmt.CONSOLE, *, append: bool = False) -> "ConsoleSink":
+        """Start a console log (console.log, or console.wN.log for parallel worker N); append
+        raw bytes to the returned sink as they arrive. ``append`` continues an existing log."""
+        if not fmt.is_console(name):
+            raise ValueError(f"{name!r} is not a console log name (console.log, console.wN.log)")
+        if name in self.consoles or name in self.written:
+            raise ValueError(f"{self.path}: {name} was already opened")
         self._check_open()
-        self.console = ConsoleSink(self.path / fmt.CONSOLE, on_close=self._console_closed)
-        return self.console
+        sink = ConsoleSink(self.path / name, append=append,
+                           on_close=lambda sha256: self.written.__setitem__(name, sha256))
+        self.consoles[name] = sink
+        return sink
 
-    def _console_closed(self, sha256: str) -> None:
-        self.written[fmt.CONSOLE] = sha256
+    def checkpoint(self, manifest: dict) -> dict:
+        """Seal what has been obtained so far as an incomplete bundle, and stay open.
+
+        Console logs keep growing after a checkpoint; the manifest holds their size and
+        sha256 at this moment, and verify accepts bytes appended after it in an incomplete
+        bundle (a killed run loses nothing and lies about nothing)."""
+        for sink in self.consoles.values():
+            sink.sync()
+        manifest = self._seal(manifest, "incomplete")
+        return manifest
 
     # -- the manifest ------------------------------------------------------------------------
 
@@ -85,9 +127,15 @@ class BundleWriter:
         """Complete ``manifest`` (schema, status, files; summary when absent), check it against
         the results (summary, one result per planned test case in plan order), validate it
         and write manifest.json last. Returns the manifest as written."""
+        open_sinks = [n for n, sink in self.consoles.items() if not sink.closed]
+        if open_sinks:
+            raise ValueError(f"{self.path}: close the console sink(s) {open_sinks} before finalize()")
+        manifest = self._seal(manifest, status)
+        self.finalized = True
+        return manifest
+
+    def _seal(self, manifest: dict, status: str) -> dict:
         self._check_open()
-        if self.console is not None and not self.console.closed:
-            raise ValueError(f"{self.path}: close the console sink before finalize()")
         if status not in fmt.STATUSES:
             raise ValueError(f"status {status!r} is not one of {', '.join(fmt.STATUSES)}")
         missing = [name for name in fmt.REQUIRED_FILES if not (self.path / name).exists()]
@@ -99,7 +147,6 @@ class BundleWriter:
         self._check_against_results(manifest)
         validate("manifest", manifest, where=str(self.path / fmt.MANIFEST))
         write_bytes_atomic(self.path / fmt.MANIFEST, encode_json(manifest))
-        self.finalized = True
         return manifest
 
     def _hash_files(self) -> dict:
@@ -111,9 +158,14 @@ class BundleWriter:
             if not fmt.is_regular(full):
                 raise BundleError(f"{full}: is a symbolic link or special file; a bundle holds "
                                   "only real files (replace it with a copy of the file)")
+            if name in self.consoles and not self.consoles[name].closed:
+                # Still growing (a checkpoint): seal exactly the bytes received so far.
+                size = self.consoles[name].size
+                files[name] = {"sha256": sha256_prefix(full, size), "size": size}
+                continue
             sha256 = sha256_file(full)
             # Evidence changed between writing and sealing it: refuse to seal a lie.
-            if name in self.written and self.written[name] != sha256:
+            if name in self.written and self.written[name] != sha256 and not fmt.is_console(name):
                 raise BundleError(f"{full}: changed after it was written to the bundle; "
                                   "find what modified it and re-run")
             files[name] = {"sha256": sha256, "size": full.stat().st_size}
@@ -156,8 +208,8 @@ class BundleWriter:
     def _target(self, name: str) -> Path:
         self._check_open()
         fmt.check_name(name)
-        if name == fmt.CONSOLE and self.console is not None:
-            raise ValueError(f"{self.path}: console.log is written by the console sink")
+        if name in self.consoles:
+            raise ValueError(f"{self.path}: {name} is written by its console sink")
         target = self.path / name
         target.parent.mkdir(parents=True, exist_ok=True)
         return target
@@ -186,13 +238,19 @@ class ConsoleSink:
     byte will have, which is what a console parser records as a result's byte range.
     """
 
-    def __init__(self, path: Path, on_close=None):
+    def __init__(self, path: Path, on_close=None, append: bool = False):
         self.path = path
-        self.size = 0
         self.closed = False
         self._on_close = on_close
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        flags = os.O_WRONLY | os.O_APPEND | (os.O_CREAT if append else os.O_CREAT | os.O_EXCL)
+        self._fd = os.open(path, flags, 0o644)
+        self.size = os.fstat(self._fd).st_size
         fsync_directory(path.parent)
+
+    def sync(self) -> None:
+        """Make every byte received so far durable (a checkpoint)."""
+        if not self.closed:
+            os.fsync(self._fd)
 
     def write(self, data: bytes) -> int:
         """Append ``data`` untouched; returns ``len(data)`` like a file (``size`` is the total)."""

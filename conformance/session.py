@@ -1,0 +1,201 @@
+"""A session boots the image as often as needed to give every test case of its shard a verdict.
+
+LTP's kirk reboots and reschedules only the tests without a result; so does this. After a boot
+that stops inside a test case (crash, hang, kernel panic, reset) that test case keeps the reason
+as a lost attempt, and the next boot starts at the next test case without a result. Test cases
+that lost an attempt are tried once more at the end, each in a boot of its own batch; one that
+takes the OS down twice is not tried a third time.
+
+States of one boot, explicitly:
+
+    boot ──▶ running ──▶ ended (end record)          → next fresh test case, or done
+                    └──▶ stopped (no end record)     → attempt lost by the test case in flight
+                         └─ no progress twice        → the rest is given up: UNINITIATED
+
+    session = Session(factory, collector, sink, shard=(0, n), timeouts=...)
+    boots = session.run()
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from targets.drivers.base import Machine
+
+from .collect import Collector
+from .watchdog import stop_reason
+
+MAX_ONLY_CHARS = 900  # PCERT_ONLY must fit on a kernel command line (2047 bytes in all)
+MAX_IDLE_BOOTS = 2    # boots in a row that report nothing before the session gives up
+TAIL_BYTES = 1 << 20  # of each boot's console, kept to find a panic message (it comes last)
+
+
+@dataclass
+class BootRecord:
+    """One boot of the image, as kept in the evidence (boots.jsonl)."""
+
+    worker: int
+    boot: int
+    env: dict
+    reason: str            # powered off | idle timeout | ... (the driver's word)
+    stop: str              # "" when the boot printed its end record, else why it stopped
+    exit_status: int | None
+    console: dict          # {"file", "start", "end"}
+    first_output_s: float | None
+    wall_s: float
+    in_flight: str | None  # the test case that lost an attempt in this boot
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Timeouts:
+    idle_s: float
+    run_s: float
+
+
+class Session:
+    def __init__(self, machine_for: Callable[[dict[str, str]], Machine], collector: Collector,
+                 sink, *, shard: tuple[int, int], timeouts: Timeouts, worker: int = 0,
+                 console_name: str = "console.log", clock0: float | None = None,
+                 lock: threading.RLock | None = None):
+        self.machine_for = machine_for
+        self.collector = collector
+        self.sink = sink
+        self.lo, self.hi = shard
+        self.timeouts = timeouts
+        self.worker = worker
+        self.console_name = console_name
+        self.clock0 = time.monotonic() if clock0 is None else clock0
+        self.boots: list[BootRecord] = []
+        self.last_stop = "not started"
+        self.on_boot = None  # callable(BootRecord, running: bool): checkpoints
+        self.lock = lock or threading.RLock()  # shared with whoever reads the collector
+        self._boot_bytes = bytearray()
+        self._idle_boots = 0
+
+    def _mine(self, indexes: list[int]) -> list[int]:
+        return [i for i in indexes if self.lo <= i < self.hi]
+
+    def _next_env(self) -> dict[str, str] | None:
+        todo = self._mine(self.collector.unsettled())
+        if not todo:
+            return None
+        fresh = [i for i in todo if self.collector.attempts(i) == 0]
+        if fresh:
+            return {"PCERT_FIRST": str(fresh[0]), "PCERT_END": str(self.hi)}
+        ids, length = [], 0
+        for i in todo:  # retries: a batch that fits on the command line
+            tc = self.collector.planned_ids[i]
+            if ids and length + len(tc) + 1 > MAX_ONLY_CHARS:
+                break
+            ids.append(tc)
+            length += len(tc) + 1
+        return {"PCERT_FIRST": str(todo[0]), "PCERT_END": str(self.hi), "PCERT_ONLY": ",".join(ids)}
+
+    def _asked(self, env: dict[str, str]) -> list[int]:
+        """The test cases a boot with `env` was asked to run."""
+        first = int(env["PCERT_FIRST"])
+        if "PCERT_ONLY" in env:
+            only = set(env["PCERT_ONLY"].split(","))
+            return [i for i in range(first, self.hi) if self.collector.planned_ids[i] in only]
+        return [i for i in range(first, self.hi) if self.collector.attempts(i) == 0]
+
+    def run(self, stop: threading.Event | None = None) -> list[BootRecord]:
+        """Boot until every test case of the shard is settled (or `stop` is set)."""
+        stop = stop or threading.Event()
+        while not stop.is_set() and (env := self._next_env()) is not None:
+            record = self._boot(env, stop)
+            if stop.is_set() and record.stop:
+                break  # interrupted by the host: the boot proves nothing about the guest
+            self._after_boot(env, record)
+        return self.boots
+
+    def replay(self, boots: list[dict], console: bytes) -> None:
+        """Rebuild the collector from an interrupted run: its recorded boots, then whatever the
+        boot running at the interruption printed (that boot loses nothing: the host stopped
+        it, not the guest)."""
+        for row in sorted(boots, key=lambda b: b["boot"]):
+            span = row["console"]
+            running = row["reason"] == "running"
+            self.collector.start_boot(row["boot"])
+            self.collector.feed(console[span["start"]:len(console) if running else span["end"]],
+                                now=0.0)
+            record = BootRecord(**row)
+            if running:
+                self.collector.abandon_boot()
+                record.reason, record.stop = "interrupted", "interrupted by the host"
+                record.console = dict(span, end=len(console))
+                self.boots.append(record)
+                continue
+            if row["stop"]:
+                self.collector.stop_boot(row["stop"], span["end"])
+            self._after_boot(row["env"], record)
+
+    def _after_boot(self, env: dict[str, str], record: BootRecord) -> None:
+        self.boots.append(record)
+        if self.on_boot:
+            self.on_boot(record, False)
+        if record.stop and not self.collector.made_progress:
+            self._idle_boots += 1
+        else:
+            self._idle_boots = 0
+        if record.stop == "":
+            # The guest ended normally: what it was asked to run and did not report, it will
+            # not report if asked again.
+            for i in self._asked(env):
+                if not self.collector.is_settled(i):
+                    self.collector.give_up(i, "the guest ended without reporting it")
+        if self._idle_boots >= MAX_IDLE_BOOTS:
+            for i in self._mine(self.collector.unsettled()):
+                self.collector.give_up(i, f"the machine stopped before running it "
+                                          f"({MAX_IDLE_BOOTS} boots in a row: {record.stop})")
+
+    def _boot(self, env: dict[str, str], stop: threading.Event) -> BootRecord:
+        collector, sink = self.collector, self.sink
+        boot = len(self.boots)
+        collector.start_boot(boot)
+        start = sink.size
+        self._boot_bytes.clear()
+        if self.on_boot:  # a checkpoint naming this boot, so a killed run can be resumed
+            self.on_boot(BootRecord(worker=self.worker, boot=boot, env=dict(env), reason="running",
+                                    stop="", exit_status=None,
+                                    console={"file": self.console_name, "start": start, "end": start},
+                                    first_output_s=None, wall_s=0.0, in_flight=None), True)
+        machine = self.machine_for(env)
+
+        def on_output(data: bytes) -> None:
+            with self.lock:
+                sink.write(data)
+                collector.feed(data, now=time.monotonic() - self.clock0)
+            self._boot_bytes += data
+            if len(self._boot_bytes) > TAIL_BYTES:
+                del self._boot_bytes[:-TAIL_BYTES]
+
+        outcome = machine.run(on_output, idle_timeout_s=self.timeouts.idle_s,
+                              run_timeout_s=self.timeouts.run_s,
+                              until=lambda: collector.ended or stop.is_set())
+        with self.lock:
+            return self._stopped(env, boot, start, outcome, stop)
+
+    def _stopped(self, env, boot, start, outcome, stop) -> BootRecord:
+        collector, sink = self.collector, self.sink
+        why, in_flight = "", None
+        if stop.is_set() and not collector.ended:
+            collector.abandon_boot()
+            why = "interrupted by the host"
+        elif not collector.ended:
+            why = stop_reason(outcome, bytes(self._boot_bytes), idle_timeout_s=self.timeouts.idle_s,
+                              run_timeout_s=self.timeouts.run_s)
+            index = collector.stop_boot(why, sink.size)
+            in_flight = collector.planned_ids[index] if index is not None else None
+        self.last_stop = why or outcome.reason
+        return BootRecord(worker=self.worker, boot=boot, env=dict(env),
+                          reason=outcome.reason, stop=why, exit_status=outcome.exit_status,
+                          console={"file": self.console_name, "start": start, "end": sink.size},
+                          first_output_s=outcome.first_output_s, wall_s=round(outcome.wall_s, 3),
+                          in_flight=in_flight)
