@@ -8,7 +8,7 @@ saying what to do.
     pcert verify BUNDLE
     pcert report BUNDLE
     pcert targets
-    pcert catalog [--profile P] [--json]
+    pcert catalog [--profile P] [--json] [--coverage]
     pcert prepare TARGET
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 from evidence.errors import BundleError
 from targets.errors import TargetError
 
-from .errors import RunError
+from .errors import RunError, RunInterrupted
 from .profiles import ProfileError
 from .specitems import SpecError
 
@@ -41,13 +41,19 @@ class UsageError(Exception):
 def _cmd_run(args) -> int:
     from .run import RunOptions, execute
     only = frozenset(x for x in args.only.split(",") if x) if args.only else None
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"-j {args.jobs}: give at least 1 worker")
     options = RunOptions(target=args.target, profile=args.profile,
                          out=Path(args.out) if args.out else None,
                          kernel=Path(args.kernel) if args.kernel else None,
                          spec_dirs=tuple(Path(d) for d in args.specs), only=only,
-                         timeout_s=args.timeout)
+                         timeout_s=args.timeout, idle_timeout_s=args.idle_timeout,
+                         jobs=args.jobs, resume=Path(args.resume) if args.resume else None)
     if options.kernel is not None and not options.kernel.is_file():
         raise UsageError(f"--kernel {options.kernel}: no such file")
+    for spec_dir in options.spec_dirs:
+        if not spec_dir.is_dir():
+            raise UsageError(f"--specs {spec_dir}: no such directory")
     result = execute(options)
     counts = ", ".join(f"{n} {v}" for v, n in result.summary.items() if n)
     print(f"pcert: {counts}")
@@ -62,6 +68,8 @@ def _cmd_verify(args) -> int:
     report = verify_bundle(Path(args.bundle))
     for line in report.problems:
         print(f"{args.bundle}: {line}")
+    for line in report.notes:
+        print(f"{args.bundle}: note: {line}")
     if report.ok:
         print(f"{args.bundle}: intact ({report.status})")
         return EXIT_OK
@@ -107,6 +115,14 @@ def _cmd_catalog(args) -> int:
     from .plan import make_plan
     from .profiles import load_profile
     catalog = Catalog.load(tuple(Path(d) for d in args.specs))
+    if args.coverage:
+        from .coverage import coverage_report, format_coverage
+        report = coverage_report(catalog, load_profile(args.profile))
+        if args.json:
+            print(json.dumps(report, indent=2, sort_keys=True))
+        else:
+            sys.stdout.write(format_coverage(report))
+        return EXIT_OK
     plan = make_plan(catalog, load_profile(args.profile), multi_process=not args.single_process)
     tests_of: dict[str, list[str]] = {}
     for tc in plan.test_cases:
@@ -142,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--specs", action="append", default=[], help="extra spec directory")
     run.add_argument("--only", help="comma-separated test case ids")
     run.add_argument("--timeout", type=int, help="per-test-case timeout in the guest, seconds")
+    run.add_argument("--idle-timeout", type=float,
+                     help="host watchdog: no console progress for this long means hung (seconds)")
+    run.add_argument("-j", "--jobs", type=int, help="parallel workers (default: one per CPU)")
+    run.add_argument("--resume", metavar="BUNDLE", help="finish an interrupted run's bundle")
     run.set_defaults(func=_cmd_run)
 
     verify = sub.add_parser("verify", help="check a bundle's integrity")
@@ -165,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     catalog.add_argument("--single-process", action="store_true",
                          help="plan for a target without multiple processes (drops MP interfaces)")
     catalog.add_argument("--json", action="store_true")
+    catalog.add_argument("--coverage", action="store_true",
+                         help="count normal-range and robustness coverage per interface and unit")
     catalog.set_defaults(func=_cmd_catalog)
 
     # Commands that live in their own modules: each has register(subparsers), which adds its
@@ -178,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except RunInterrupted as exc:
+        print(f"pcert: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except (UsageError, RunError, TargetError, ProfileError, SpecError, BundleError) as exc:
         print(f"pcert: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
