@@ -30,6 +30,7 @@ from .watchdog import stop_reason
 
 MAX_ONLY_CHARS = 900  # PCERT_ONLY must fit on a kernel command line (2047 bytes in all)
 MAX_IDLE_BOOTS = 2    # boots in a row that report nothing before the session gives up
+HOST_STOP = "interrupted by the host"
 TAIL_BYTES = 1 << 20  # of each boot's console, kept to find a panic message (it comes last)
 
 
@@ -110,8 +111,13 @@ class Session:
         stop = stop or threading.Event()
         while not stop.is_set() and (env := self._next_env()) is not None:
             record = self._boot(env, stop)
-            if stop.is_set() and record.stop:
-                break  # interrupted by the host: the boot proves nothing about the guest
+            if record.stop == HOST_STOP:
+                # The boot proves nothing about the guest; keep its record, and stop.
+                record.reason = "interrupted"
+                self.boots.append(record)
+                if self.on_boot:
+                    self.on_boot(record, False)
+                break
             self._after_boot(env, record)
         return self.boots
 
@@ -121,15 +127,15 @@ class Session:
         it, not the guest)."""
         for row in sorted(boots, key=lambda b: b["boot"]):
             span = row["console"]
-            running = row["reason"] == "running"
+            # "running": the boot the interruption cut short owns the rest of the log.
+            end = len(console) if row["reason"] == "running" else span["end"]
             self.collector.start_boot(row["boot"])
-            self.collector.feed(console[span["start"]:len(console) if running else span["end"]],
-                                now=0.0)
+            self.collector.feed(console[span["start"]:end], now=0.0)
             record = BootRecord(**row)
-            if running:
+            if row["reason"] in ("running", "interrupted"):
                 self.collector.abandon_boot()
-                record.reason, record.stop = "interrupted", "interrupted by the host"
-                record.console = dict(span, end=len(console))
+                record.reason, record.stop = "interrupted", HOST_STOP
+                record.console = dict(span, end=end)
                 self.boots.append(record)
                 continue
             if row["stop"]:
@@ -187,7 +193,7 @@ class Session:
         why, in_flight = "", None
         if stop.is_set() and not collector.ended:
             collector.abandon_boot()
-            why = "interrupted by the host"
+            why = HOST_STOP
         elif not collector.ended:
             why = stop_reason(outcome, bytes(self._boot_bytes), idle_timeout_s=self.timeouts.idle_s,
                               run_timeout_s=self.timeouts.run_s)

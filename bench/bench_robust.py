@@ -1,0 +1,74 @@
+"""Figures for robust execution: whole-run wall time with -j 1 and -j 2 for the same plan
+(measured in one run, as a ratio), and the time one crash costs (a kernel panic provoked by the
+fault-injection suite, against the same plan without it). Prints; asserts nothing.
+
+    .venv/bin/python bench/bench_robust.py [--target linux-x86_64] [--profile face-safety-base]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from conformance.catalog import Catalog  # noqa: E402
+from conformance.plan import make_plan  # noqa: E402
+from conformance.profiles import load_profile  # noqa: E402
+from conformance.progress import Progress  # noqa: E402
+from conformance.run import RunOptions, execute  # noqa: E402
+from targets.definition import load_target  # noqa: E402
+
+FAULTS = ROOT / "tests" / "faults"
+
+
+def timed_run(out: Path, **options) -> tuple[float, dict]:
+    quiet = Progress(open("/dev/null", "w"), interactive=False)
+    t0 = time.perf_counter()
+    execute(RunOptions(out=out, **options), progress=quiet)
+    manifest = json.loads((out / "manifest.json").read_text())
+    return time.perf_counter() - t0, manifest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--target", default="linux-x86_64")
+    parser.add_argument("--profile", default="face-safety-base")
+    args = parser.parse_args()
+    target = load_target(args.target)
+    plan = make_plan(Catalog.load(), load_profile(args.profile), multi_process=target.multi_process)
+    ids = frozenset(tc.id for tc in plan.test_cases)
+    common = dict(target=args.target, profile=args.profile)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        timed_run(tmp / "warm", **common, only=ids, jobs=1)  # build cache and page cache
+        serial, m1 = timed_run(tmp / "j1", **common, only=ids, jobs=1)
+        parallel, m2 = timed_run(tmp / "j2", **common, only=ids, jobs=2)
+        print(f"{args.target}, {args.profile}: {len(ids)} test cases")
+        print(f"  -j 1: {serial:6.2f} s   ({m1['exit']['boots']} boot)")
+        print(f"  -j 2: {parallel:6.2f} s   ({m2['exit']['boots']} boots)   "
+              f"speed-up {serial / parallel:.2f}x (goal >= 1.7x)")
+
+        if target.kind != "qemu-linux":
+            return
+        crash = {"TC-write-904"}  # panics the kernel: lost attempt, reboot, retry, reboot
+        base, _ = timed_run(tmp / "nocrash", **common, only=ids, jobs=1, spec_dirs=(FAULTS,))
+        crashed, m3 = timed_run(tmp / "crash", **common, only=ids | crash, jobs=1,
+                                spec_dirs=(FAULTS,))
+        boots = [json.loads(x) for x in (tmp / "crash" / "boots.jsonl").read_text().splitlines()]
+        boot_s = min(b["first_output_s"] for b in boots if b["first_output_s"])
+        extra_boots = m3["exit"]["boots"] - 1
+        print(f"  one test case that panics the kernel (tried twice): +{crashed - base:.2f} s "
+              f"for {extra_boots} extra boots, {(crashed - base) / extra_boots:.2f} s per crash; "
+              f"one boot to first output is {boot_s:.2f} s (goal: a crash costs <= one boot "
+              f"plus its timeout)")
+
+
+if __name__ == "__main__":
+    main()
