@@ -179,7 +179,7 @@ class Session:
                 sink.write(data)
                 collector.feed(data, now=time.monotonic() - self.clock0)
             self._boot_bytes += data
-            if len(self._boot_bytes) > TAIL_BYTES:
+            if len(self._boot_bytes) > 2 * TAIL_BYTES:  # trimmed now and then, not every chunk
                 del self._boot_bytes[:-TAIL_BYTES]
 
         outcome = machine.run(on_output, idle_timeout_s=self.timeouts.idle_s,
