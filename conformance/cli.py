@@ -24,6 +24,7 @@ from pathlib import Path
 from evidence.errors import BundleError
 from targets.errors import TargetError
 
+from .cli_evidence import add_report_options, report_options, trusted_keys
 from .errors import RunError, RunInterrupted
 from .profiles import ProfileError
 from .specitems import SpecError
@@ -31,7 +32,7 @@ from .specitems import SpecError
 EXIT_OK, EXIT_FAILURES, EXIT_ERROR = 0, 1, 2
 
 # Modules under conformance/ that add subcommands (see build_parser).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("cli_evidence", "matrix")
 
 
 class UsageError(Exception):
@@ -48,7 +49,8 @@ def _cmd_run(args) -> int:
                          kernel=Path(args.kernel) if args.kernel else None,
                          spec_dirs=tuple(Path(d) for d in args.specs), only=only,
                          timeout_s=args.timeout, idle_timeout_s=args.idle_timeout,
-                         jobs=args.jobs, resume=Path(args.resume) if args.resume else None)
+                         jobs=args.jobs, resume=Path(args.resume) if args.resume else None,
+                         checks=args.checks)
     if options.kernel is not None and not options.kernel.is_file():
         raise UsageError(f"--kernel {options.kernel}: no such file")
     for spec_dir in options.spec_dirs:
@@ -65,20 +67,20 @@ def _cmd_run(args) -> int:
 
 def _cmd_verify(args) -> int:
     from evidence.verify import verify_bundle
-    report = verify_bundle(Path(args.bundle))
+    report = verify_bundle(Path(args.bundle), trusted_keys(args.key))
     for line in report.problems:
         print(f"{args.bundle}: {line}")
     for line in report.notes:
         print(f"{args.bundle}: note: {line}")
     if report.ok:
-        print(f"{args.bundle}: intact ({report.status})")
+        print(f"{args.bundle}: intact ({report.status}; {report.signature})")
         return EXIT_OK
     return EXIT_FAILURES
 
 
 def _cmd_report(args) -> int:
     from reports.render import render_reports
-    for path in render_reports(Path(args.bundle)):
+    for path in render_reports(Path(args.bundle), report_options(args)):
         print(path)
     return EXIT_OK
 
@@ -162,14 +164,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="host watchdog: no console progress for this long means hung (seconds)")
     run.add_argument("-j", "--jobs", type=int, help="parallel workers (default: one per CPU)")
     run.add_argument("--resume", metavar="BUNDLE", help="finish an interrupted run's bundle")
+    run.add_argument("--checks", choices=("all", "behaviour", "presence"), default="all",
+                     help="presence: compile and link checks only, no boot; behaviour: only the "
+                          "test cases run in the image; all (default): both")
     run.set_defaults(func=_cmd_run)
 
     verify = sub.add_parser("verify", help="check a bundle's integrity")
     verify.add_argument("bundle")
+    verify.add_argument("--key", action="append", help="trusted public key (pcert keygen's .pub): "
+                        "the bundle must be signed by it (repeat for several)")
     verify.set_defaults(func=_cmd_verify)
 
     report = sub.add_parser("report", help="render a bundle's reports again")
     report.add_argument("bundle")
+    add_report_options(report)
     report.set_defaults(func=_cmd_report)
 
     targets = sub.add_parser("targets", help="list targets and whether each is ready here")

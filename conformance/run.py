@@ -41,6 +41,8 @@ from .collect import TET_CODES, Collector
 from .errors import RunError, RunInterrupted
 from .generate import GeneratedSources, generate
 from .plan import Plan, make_plan
+from .presence import PresenceRun, run_presence
+from .presence.bundle import write_presence_bundle
 from .profiles import load_profile
 from .progress import Progress
 from .session import BootRecord, Session, Timeouts
@@ -64,6 +66,7 @@ class RunOptions:
     idle_timeout_s: float | None = None   # host: no console progress for this long → hung
     jobs: int | None = None               # parallel workers; None: one per CPU
     resume: Path | None = None
+    checks: str = "all"                   # all | behaviour | presence
 
     def to_json(self) -> dict:
         """What a resumed run needs to plan the same run again."""
@@ -72,7 +75,7 @@ class RunOptions:
                 "specs": [str(p) for p in self.spec_dirs],
                 "only": sorted(self.only) if self.only is not None else None,
                 "timeout_s": self.timeout_s, "idle_timeout_s": self.idle_timeout_s,
-                "jobs": self.jobs}
+                "jobs": self.jobs, "checks": self.checks}
 
     @classmethod
     def from_json(cls, data: dict, resume: Path) -> "RunOptions":
@@ -81,7 +84,8 @@ class RunOptions:
                    spec_dirs=tuple(Path(p) for p in data.get("specs", [])),
                    only=frozenset(data["only"]) if data.get("only") is not None else None,
                    timeout_s=data.get("timeout_s"), idle_timeout_s=data.get("idle_timeout_s"),
-                   jobs=data.get("jobs"), out=resume, resume=resume)
+                   jobs=data.get("jobs"), checks=data.get("checks", "behaviour"),
+                   out=resume, resume=resume)
 
 
 @dataclass
@@ -160,6 +164,21 @@ class Prepared:
     binary: Path
     kernel: object | None
     image: object
+    presence: PresenceRun | None = None
+
+    @property
+    def planned_ids(self) -> list[str]:
+        """Behavioural test cases first (their index is the guest's), then presence checks."""
+        extra = [t["id"] for t in self.presence.testcases] if self.presence else []
+        return [tc.id for tc in self.plan.test_cases] + extra
+
+    def presence_rows(self) -> tuple[list[dict], list[dict]]:
+        """The presence checks' test cases and results, numbered after the behavioural ones."""
+        if self.presence is None:
+            return [], []
+        base = len(self.plan.test_cases)
+        return ([dict(t, index=base + i) for i, t in enumerate(self.presence.testcases)],
+                [dict(r, index=base + i) for i, r in enumerate(self.presence.results)])
 
 
 def prepare(options: RunOptions, progress: Progress) -> Prepared:
@@ -187,7 +206,13 @@ def prepare(options: RunOptions, progress: Progress) -> Prepared:
         kernel = kernels.ensure_kernel(target, cache_dir=cache / "kernels", override=options.kernel)
     # One directory per binary: concurrent runs never swap images.
     image = build_image(target, binary, cache / "images" / binary.parent.name)
-    return Prepared(options, target, catalog, plan, sources, toolchain, binary, kernel, image)
+    presence = None
+    if options.checks == "all":
+        progress.phase("presence", f"declarations and links of {len(plan.interfaces)} interfaces")
+        presence = run_presence(profile, target, multi_process=target.multi_process,
+                                cache_dir=cache, progress=progress)
+    return Prepared(options, target, catalog, plan, sources, toolchain, binary, kernel, image,
+                    presence)
 
 
 class _Run:
@@ -285,7 +310,7 @@ class _Run:
             tc = self.p.catalog.spec_set.test_cases[row["id"]]
             row["verifies"] = list(tc.verifies)
             row["procedure_sha256"] = procedures[tc.id].sha256
-        return rows, anomalies
+        return rows + self.p.presence_rows()[1], anomalies
 
     def seal(self, status: str, stop_reason: str = "") -> dict:
         """Write results, anomalies and boots; `checkpoint` also seals the manifest (the run
@@ -372,7 +397,9 @@ def _manifest_base(p: Prepared, run_id: str, started: float, nonce: str) -> dict
         "started_utc": _utc(started),
         "pcert": version.identity(),
         "options": p.options.to_json(),
-        "plan": {**p.plan.to_json(), "checks": "behaviour"},
+        "plan": {**p.plan.to_json(), "checks": p.options.checks,
+                 "test_cases": len(p.planned_ids),
+                 "requirements": len(_requirements(p))},
         "target": p.target.to_json(),
         "tools": {"compiler": {"command": p.toolchain.cc, "version": p.toolchain.version(),
                                "sha256": p.toolchain.sha256()},
@@ -382,14 +409,26 @@ def _manifest_base(p: Prepared, run_id: str, started: float, nonce: str) -> dict
         "image": {"kind": p.image.kind, "sha256": p.image.sha256, "size": p.image.size},
         "command": command,
         "nonce": nonce,
+        **({"presence": p.presence.verdict} if p.presence else {}),
     }
 
 
+def _requirements(p: Prepared) -> list[dict]:
+    """The plan's requirements and the presence checks', once each, sorted by id."""
+    by_id = {r.id: r for r in p.plan.requirements}
+    for r in (p.presence.requirements if p.presence else []):
+        by_id.setdefault(r.id, r)
+    return [by_id[i].to_json() for i in sorted(by_id)]
+
+
 def _write_static(writer: BundleWriter, p: Prepared) -> None:
-    writer.write_json("requirements.json", [r.to_json() for r in p.plan.requirements])
-    writer.write_json("testcases.json", _testcases_json(p.plan, p.sources.procedures))
+    writer.write_json("requirements.json", _requirements(p))
+    writer.write_json("testcases.json", _testcases_json(p.plan, p.sources.procedures)
+                      + p.presence_rows()[0])
     for name, data in sorted(p.sources.files.items()):
         writer.write_bytes(f"procedures/{name}", data)
+    for name, data in sorted((p.presence.files if p.presence else {}).items()):
+        writer.write_bytes(name, data)
     rt = runtime_dir()
     for name in ("pcert.c", "pcert.h"):
         writer.add_file(f"procedures/runtime/{name}", rt / name)
@@ -410,11 +449,13 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise RunError(f"{out} already exists and is not empty: evidence is never overwritten; "
                            f"choose another --out, or --resume it if it was interrupted")
+    if options.checks == "presence":
+        return _presence_only(options, out, progress)
     p = prepare(options, progress)
     if resumed is not None:
         out, manifest_base = options.resume, resumed.manifest_base
         if p.image.sha256 != manifest_base["image"]["sha256"] or \
-                [tc.id for tc in p.plan.test_cases] != resumed.planned_ids:
+                p.planned_ids != resumed.planned_ids:
             raise RunError(f"{out}: the plan or image differs from the interrupted run's "
                            "(catalog, specs or toolchain changed); start a new run instead")
         nonce = manifest_base["nonce"]
@@ -450,6 +491,19 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
     progress.phase("report", str(out / "reports"))
     reports = render_reports(out)
     return RunResult(bundle=out, summary=manifest["summary"], reports=reports)
+
+
+def _presence_only(options: RunOptions, out: Path, progress: Progress) -> RunResult:
+    """`pcert run --checks presence`: compile and link checks only, no boot."""
+    target, profile = load_target(options.target), load_profile(options.profile)
+    problems = [p for p in check_ready(target) if target.toolchain.cc in p]
+    if problems:
+        raise RunError(f"target {target.name} is not ready: " + "; ".join(problems))
+    progress.phase("presence", f"{profile.label} with {target.toolchain.cc}")
+    presence = run_presence(profile, target, multi_process=target.multi_process,
+                            cache_dir=cache_root(options.cache_dir), progress=progress)
+    reports = write_presence_bundle(presence, out, target, profile)
+    return RunResult(bundle=out, summary=presence.summary, reports=reports)
 
 
 def _stop_summary(run: _Run) -> str:
