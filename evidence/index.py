@@ -227,6 +227,21 @@ class RunIndex:
         return [HistoryRow(*row) for row in
                 self.db.execute(query, (item, target, target, profile, profile))]
 
+    def tables(self, bundle: Bundle) -> dict[str, dict[str, tuple[str, str, str | None]]]:
+        """:func:`verdict_tables` of ``bundle`` from the index when it holds this run with the
+        same manifest (no need to read the bundle's records), else from the bundle."""
+        manifest_sha = hashlib.sha256((bundle.path / fmt.MANIFEST).read_bytes()).hexdigest()
+        known = self.db.execute("SELECT manifest_sha256 FROM runs WHERE run_id = ?",
+                                (bundle.run_id,)).fetchone()
+        if known is None or known[0] != manifest_sha:
+            return verdict_tables(bundle)
+        tables: dict[str, dict[str, tuple[str, str, str | None]]] = {TESTCASE: {}, REQUIREMENT: {}}
+        for kind, item, verdict, reason, fingerprint in self.db.execute(
+                "SELECT kind, item, verdict, reason, fingerprint FROM verdicts WHERE run_id = ?",
+                (bundle.run_id,)):
+            tables[kind][item] = (verdict, reason, fingerprint)
+        return tables
+
     def window(self, target: str, profile: str, until: tuple[str, str],
                size: int) -> list[str]:
         """Run ids of the last ``size`` runs of a series up to (started_utc, run_id) ``until``,

@@ -35,6 +35,14 @@ import yaml
 
 from .errors import InputError
 
+class _Loader(yaml.SafeLoader):
+    """Safe YAML with dates left as text: they are checked here, naming the field."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
 WAIVERS_SCHEMA = "pcert-waivers/1"
 KINDS = ("waiver", "interpretation")
 NEVER = "never"
@@ -79,7 +87,7 @@ def load_waivers(path: Path | str) -> list[Waiver]:
         raise InputError(f"{path}: byte {error.start} is not UTF-8; save the file as UTF-8") \
             from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -144,7 +152,7 @@ def _parse_entry(entry: object, where: str) -> Waiver:
 
 
 def _date(value: object, where: str) -> dt.date:
-    # YAML reads an unquoted 2026-11-20 as a date already; a quoted one is text.
+    # parse_waivers may be given dates already (from YAML read elsewhere, or from code).
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):

@@ -2,43 +2,95 @@
 
     >>> from reports.render import render_reports
     >>> render_reports("runs/20261126T160000Z-linux-x86_64-3fa9c1")   # doctest: +SKIP
-    [PosixPath('runs/.../reports/junit.xml'), PosixPath('runs/.../reports/report.pdf')]
+    [PosixPath('runs/.../reports/junit.xml'), PosixPath('runs/.../reports/report.pdf'), ...]
+    >>> render_reports("runs/x", options=ReportOptions(waivers=Path("waivers.yaml"),
+    ...                as_of=date(2026, 12, 1), catalog=Path("catalog.json")))  # doctest: +SKIP
 
-Reports are derived: they can be re-rendered at any time from the bundle alone, and a
-re-rendering gives the same bytes. ``reports/SHA256SUMS`` is written last, so
-``pcert verify`` checks the reports as they now are and a re-rendering never breaks it.
+Reports are derived: they can be re-rendered at any time from the bundle alone (plus the
+waivers file, its judging date and the catalog snapshot when given, which are copied into
+``reports/`` so the set says what it was rendered with), and a re-rendering gives the same
+bytes. ``reports/SHA256SUMS`` is written last, so ``pcert verify`` checks the reports as they
+now are and a re-rendering never breaks it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
 from evidence import format as fmt
-from evidence.atomic import write_bytes_atomic
+from evidence.atomic import encode_json, write_bytes_atomic
 from evidence.reader import Bundle
+from evidence.snapshot import load_snapshot
 from evidence.verify import write_report_sums
+from evidence.waivers import load_waivers
 
+from reports.exports import render_csv, render_reqif
+from reports.html import render_html
 from reports.junit import render_junit
+from reports.model import analyse
 from reports.pdf import render_pdf
 
 JUNIT_NAME = "junit.xml"
 PDF_NAME = "report.pdf"
+HTML_NAME = "report.html"
+CSV_NAME = "trace.csv"
+REQIF_NAME = "trace.reqif"
+WAIVERS_NAME = "waivers-applied.json"
+CATALOG_NAME = "catalog-snapshot.json"
 
 
-def render_reports(bundle_path: Path | str) -> list[Path]:
-    """Write reports/junit.xml and reports/report.pdf, then reports/SHA256SUMS.
+@dataclass(frozen=True)
+class ReportOptions:
+    """What to render with besides the bundle. ``as_of`` is the day waivers are judged on
+    (required with ``waivers``: a report never reads the clock)."""
+
+    waivers: Path | None = None
+    as_of: dt.date | None = None
+    catalog: Path | None = None
+
+
+def render_reports(bundle_path: Path | str, options: ReportOptions | None = None) -> list[Path]:
+    """Write the reports (JUnit, PDF, HTML, trace CSV and ReqIF), then reports/SHA256SUMS.
 
     Returns the paths of the reports written (not SHA256SUMS).
     """
+    options = options or ReportOptions()
     bundle = Bundle.open(bundle_path)
+    waivers = load_waivers(options.waivers) if options.waivers else None
+    if waivers is not None and options.as_of is None:
+        raise ValueError("render_reports: waivers need the date they are judged on (as_of)")
+    snapshot = load_snapshot(options.catalog) if options.catalog else None
+    evidence = analyse(
+        bundle, waivers=waivers, as_of=options.as_of,
+        current_requirements=snapshot.requirements if snapshot else None,
+        current_procedures=snapshot.procedures if snapshot else None,
+        catalog_source=f"the catalog snapshot {options.catalog.name}"
+                       + (f" ({snapshot.source})" if snapshot and snapshot.source else "")
+        if snapshot else None)
     # Render everything before writing anything: a renderer that fails then leaves the old
     # reports and their SHA256SUMS together, and verification keeps passing.
-    rendered = {JUNIT_NAME: render_junit(bundle), PDF_NAME: render_pdf(bundle)}
+    rendered = {JUNIT_NAME: render_junit(bundle), PDF_NAME: render_pdf(bundle, evidence),
+                HTML_NAME: render_html(bundle, evidence), CSV_NAME: render_csv(bundle, evidence),
+                REQIF_NAME: render_reqif(bundle, evidence)}
+    inputs = {}
+    if waivers is not None:
+        inputs[WAIVERS_NAME] = encode_json({"as_of": options.as_of.isoformat(),
+                                            "waivers": [w.to_json() for w in waivers]})
+    if options.catalog:
+        inputs[CATALOG_NAME] = Path(options.catalog).read_bytes()
     reports_dir = bundle.path / fmt.REPORTS_DIR
     reports_dir.mkdir(exist_ok=True)
     written = []
     for name, data in rendered.items():
         write_bytes_atomic(reports_dir / name, data)
         written.append(reports_dir / name)
+    # What a previous rendering was given but this one was not must not linger beside it.
+    for name in (WAIVERS_NAME, CATALOG_NAME):
+        if name in inputs:
+            write_bytes_atomic(reports_dir / name, inputs[name])
+        elif (reports_dir / name).exists():
+            (reports_dir / name).unlink()
     write_report_sums(reports_dir)
     return written

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import evidence.atomic
+import evidence.fastschema
 import evidence.format
 import evidence.reader
 import evidence.schema
@@ -83,7 +84,8 @@ def write_minimal(writer: BundleWriter, rows: list[dict] = (), console: bool = T
 # -- the docstrings are examples; keep them true --------------------------------------------
 
 @pytest.mark.parametrize("module", [evidence.atomic, evidence.format, evidence.reader,
-                                    evidence.schema, evidence.verify, evidence.writer])
+                                    evidence.schema, evidence.verify, evidence.writer,
+                                    evidence.fastschema])
 def test_docstring_examples_hold(module):
     assert doctest.testmod(module).failed == 0
 
@@ -645,3 +647,34 @@ def test_failed_copy_and_bundle_write_keep_the_old_file(tmp_path, monkeypatch):
     assert (tmp_path / "copy.bin").read_bytes() == b"x" * 100_000
     assert sorted(os.listdir(tmp_path / "run")) == ["testcases.json"]
     assert sorted(os.listdir(tmp_path)) == ["copy.bin", "run", "src.bin"]
+
+
+# -- the fast schema check agrees with jsonschema ---------------------------------------------
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.floats(-2, 2, allow_nan=False)
+    | st.text(max_size=6) | st.sampled_from(["PASS", "FAIL", "0" * 64, "procedures/a.c"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                max_size=3), max_leaves=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind=st.sampled_from(["result", "testcase", "requirement"]), field=st.text(max_size=20),
+       value=_json_values, drop=st.booleans())
+def test_fast_schema_check_never_accepts_what_jsonschema_rejects(kind, field, value, drop):
+    """A real record with one field replaced by (or dropped for) an arbitrary JSON value."""
+    from evidence.schema import _fast_check, _validator
+    record = {"result": result_row(1, "FAIL", "r"), "testcase": planned_row(1, "TC-x-001"),
+              "requirement": {"id": "R", "interface": "i", "unit": "u", "text": "t",
+                              "source": {"standard": "s", "section": "x"}, "method": "test",
+                              "status": "active", "fingerprint": "0" * 64,
+                              "profiles": []}}[kind]
+    keys = sorted(record)
+    name = keys[len(field) % len(keys)] if field else field
+    if drop:
+        record.pop(name, None)
+    else:
+        record[name] = value
+    fast = _fast_check(kind)(record)
+    valid = _validator(kind).is_valid(record)
+    assert fast is None or fast == valid
