@@ -16,6 +16,9 @@ bad.yaml:4: requirements[0].method: required field is missing
 bad.yaml:4: requirements[0].source: required field is missing
 bad.yaml:4: requirements[0].text: required field is missing
 
+Condition tables (`tables:`) are enumerated into test cases by conformance/conditions.py when
+the files are linked; `interfaces:` notes feed the coverage count (conformance/coverage.py).
+
 The built-in suite loads cleanly:
 
 >>> specs = load_spec_dirs([builtin_spec_dir()])
@@ -35,6 +38,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from . import conditions
+from .conditions import describe_expectation
 from .requirements import Requirement
 
 SCHEMA_PATH = Path(__file__).with_name("spec.schema.json")
@@ -88,11 +93,26 @@ class TestCase:
     source_line: int
     timeout_from_spec: bool = False
     lines: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+    errors: tuple[str, ...] = ()    # errno values the case provokes (expect.errno, errors)
+    table: str = ""                 # the condition table it comes from, "" when hand-written
+    deviations: tuple[tuple[str, str], ...] = ()  # known deviations: (system, what it does)
+    pieces: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def return_check(self) -> tuple[str, str] | None:
         """(op, C expression) of the expected return value, e.g. ('>=', '0')."""
         return None if self.expect_return is None else _split_return(self.expect_return)
+
+    def code(self, part: str) -> list[tuple[str, int]]:
+        """(C text, YAML line) pieces of 'setup', 'body' or 'cleanup', in order.
+
+        A hand-written case has at most one piece per part; a case from a condition table has
+        one per pre- or post-condition state that contributes code.
+        """
+        if part in self.pieces:
+            return list(self.pieces[part])
+        text = getattr(self, part)
+        return [(text, self.lines[part])] if text.strip() else []
 
     @property
     def inputs(self) -> str:
@@ -114,6 +134,25 @@ class SpecFile:
     test_cases: list[TestCase]
     name: str = ""
     prelude_line: int = 0
+    not_applicable: list[conditions.NotApplicable] = field(default_factory=list)
+    interfaces: dict[str, "InterfaceNote"] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InterfaceNote:
+    """What a spec file says about an interface beyond its requirements: the errno values its
+    ERRORS section lists, why some cannot be provoked portably, or that it has no run-time
+    behaviour at all (a macro expanding to a constant), with the reason."""
+
+    name: str
+    unit: str
+    behaviour: bool
+    reason: str
+    no_normal: str
+    errors: tuple[str, ...]
+    untestable: dict[str, str]
+    source_file: str
+    source_line: int
 
 
 @dataclass(frozen=True)
@@ -123,6 +162,12 @@ class SpecSet:
     files: list[SpecFile]
     requirements: dict[str, Requirement]
     test_cases: dict[str, TestCase]
+    interfaces: dict[str, InterfaceNote] = field(default_factory=dict)
+
+    @property
+    def not_applicable(self) -> list[conditions.NotApplicable]:
+        """Combinations of condition tables that cannot be set up, with the reason."""
+        return [na for f in self.files for na in f.not_applicable]
 
 
 def builtin_spec_dir() -> Path:
@@ -275,9 +320,14 @@ def _explain(error: jsonschema.ValidationError) -> list[tuple[tuple, str]]:
         return [(path + (name,), f"required field is missing{why}")]
     if error.validator == "additionalProperties":
         known = sorted(error.schema.get("properties", {}))
-        extra = sorted(set(error.instance) - set(known))
-        return [(path + (k,), f"unknown field (known: {', '.join(known)})") for k in extra]
+        extra = sorted(set(error.instance) - set(known), key=str)  # YAML keys need not be strings
+        return [(path + (str(k),), f"unknown field (known: {', '.join(known)})") for k in extra]
     message = error.message
+    unusual = isinstance(error.instance, bool) or not isinstance(
+        error.instance, (str, int, float, list, dict))
+    if error.validator == "type" and unusual:
+        message += (" (YAML reads null, yes, no, on, off, true, false and dates such as 2024-03-05 "
+                    "as such: quote it)")
     if error.validator == "enum":
         message = f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
     if len(message) > 200:
@@ -349,27 +399,117 @@ def _link(parsed: list[_Parsed], check_references: bool = True) -> SpecSet:
             claim("requirement", r["id"], p, ("requirements", i, "id"))
             requirements.setdefault(r["id"], _requirement(r, p.data["unit"]))
 
-    files, test_cases = [], {}
+    files, test_cases, notes = [], {}, {}
+    functions: dict[str, tuple[str, str]] = {}  # C function name -> (test case id, place)
+
+    def check_verifies(p: _Parsed, path: tuple, verifies: list[str]) -> None:
+        for j, req_id in enumerate(verifies):
+            if check_references and req_id not in requirements:
+                problems.append(f"{p.where.shown}:{p.where.line(path + (j,))}: "
+                                f"{format_path(path)}: {req_id!r} is not a known requirement")
+
+    def add_case(tc: TestCase, p: _Parsed, path: tuple) -> None:
+        claim("test case", tc.id, p, path)
+        here = f"{p.where.shown}:{p.where.line(path)}"
+        fn = function_name(tc.id)
+        other, there = functions.setdefault(fn, (tc.id, here))
+        if other != tc.id:
+            problems.append(f"{here}: {format_path(path)}: test case {tc.id!r} would have the C "
+                            f"function {fn} of test case {other!r} at {there}")
+        test_cases.setdefault(tc.id, tc)
+
     for p in parsed:
         cases = []
         for i, raw in enumerate(p.data.get("test_cases", [])):
-            claim("test case", raw["id"], p, ("test_cases", i, "id"))
-            path = ("test_cases", i, "verifies")
-            for j, req_id in enumerate(raw["verifies"]):
-                if check_references and req_id not in requirements:
-                    problems.append(f"{p.where.shown}:{p.where.line(path + (j,))}: "
-                                    f"{format_path(path)}: {req_id!r} is not a known requirement")
+            check_verifies(p, ("test_cases", i, "verifies"), raw["verifies"])
             cases.append(_test_case(raw, p, ("test_cases", i), requirements))
-            test_cases.setdefault(cases[-1].id, cases[-1])
+            add_case(cases[-1], p, ("test_cases", i, "id"))
+        not_applicable = []
+        for t, table in enumerate(p.data.get("tables", [])):
+            base = ("tables", t)
+            expanded, na, found = conditions.expand(
+                table, lambda sub, base=base, p=p: p.where.code_line(base + sub))
+            problems.extend(f"{p.where.shown}:{p.where.line(base + sub)}: "
+                            f"{format_path(base + sub)}: {message}" for sub, message in found)
+            if found:
+                continue
+            for r, row in enumerate(table["rows"]):
+                if "verifies" in row:
+                    check_verifies(p, base + ("rows", r, "verifies"), row["verifies"])
+            not_applicable += na
+            for case in expanded:
+                cases.append(_table_case(case, p, requirements))
+                add_case(cases[-1], p, base + ("rows", case.row))
+        file_notes = {}
+        for name, raw in sorted(p.data.get("interfaces", {}).items()):
+            claim("interface note", name, p, ("interfaces", name))
+            file_notes[name] = notes.setdefault(name, _interface_note(name, raw, p))
         files.append(SpecFile(
             path=p.path, unit=p.data["unit"], title=p.data["title"],
             includes=tuple(p.data.get("includes", [])), prelude=p.data.get("prelude", ""),
             requirements=[requirements[r["id"]] for r in p.data.get("requirements", [])],
             test_cases=cases, name=p.name,
-            prelude_line=p.where.code_line(("prelude",)) if "prelude" in p.data else 0))
+            prelude_line=p.where.code_line(("prelude",)) if "prelude" in p.data else 0,
+            not_applicable=not_applicable, interfaces=file_notes))
     if problems:
         raise SpecError(problems)
-    return SpecSet(files=files, requirements=requirements, test_cases=test_cases)
+    return SpecSet(files=files, requirements=requirements, test_cases=test_cases,
+                   interfaces=dict(sorted(notes.items())))
+
+
+def function_name(test_case_id: str) -> str:
+    """The C function of a test case: its id with every character outside [A-Za-z0-9_] as '_'.
+
+    Two ids that would share a function are refused when the spec files are loaded.
+
+    >>> function_name("TC-clock_gettime-002"), function_name("TC-open-path.missing.rdonly")
+    ('tc_TC_clock_gettime_002', 'tc_TC_open_path_missing_rdonly')
+    """
+    return "tc_" + re.sub(r"[^A-Za-z0-9_]", "_", test_case_id)
+
+
+def _interface_of(req_id: str, known: dict[str, Requirement]) -> str:
+    """The interface a requirement constrains; from its id when it is not loaded."""
+    if req_id in known:
+        return known[req_id].interface
+    match = re.match(r"^REQ-([A-Za-z0-9_]+)-[0-9]{3}$", req_id)
+    return match.group(1) if match else ""
+
+
+def _table_case(case: conditions.Expanded, p: _Parsed, known: dict[str, Requirement]) -> TestCase:
+    """The test case of one combination of a condition table."""
+    interface = _interface_of(case.verifies[0], known)
+    pieces = {part: tuple((piece.text, piece.line) for piece in getattr(case, part))
+              for part in ("setup", "body", "cleanup")}
+    joined = {part: "\n".join(text.rstrip("\n") for text, _ in pieces[part])
+              for part in pieces}
+    expect_return = _normalise_return(case.expect_return) if case.expect_return is not None else None
+    errors = list(case.errors)
+    if expect_return is not None and re.fullmatch(r"== E[A-Z0-9]+", expect_return):
+        errors.append(expect_return[3:])   # pthread_* functions return the error number
+    lines = {"call": case.call.line} if case.call else {}
+    if expect_return is not None or case.expect_errno is not None:
+        lines["expect.return"] = lines["expect.errno"] = case.line
+    return TestCase(
+        id=f"TC-{interface}-{case.table}.{case.suffix}", title=case.title, unit=p.data["unit"],
+        interface=interface, kind=case.kind, verifies=case.verifies, options=case.options,
+        timeout_s=case.timeout or DEFAULT_TIMEOUT_S, timeout_from_spec=case.timeout is not None,
+        setup=joined["setup"], call=case.call.text if case.call else None,
+        ret_type=" ".join((case.ret_type or DEFAULT_RET_TYPE).split()),
+        expect_return=expect_return, expect_errno=case.expect_errno,
+        body=joined["body"], cleanup=joined["cleanup"], expected=case.expected,
+        source_file=p.name, source_line=case.line, lines=lines, errors=tuple(dict.fromkeys(errors)),
+        table=case.table, pieces=pieces, deviations=case.deviations)
+
+
+def _interface_note(name: str, raw: dict, p: _Parsed) -> InterfaceNote:
+    return InterfaceNote(
+        name=name, unit=p.data["unit"], behaviour=raw.get("behaviour", "test") != "none",
+        reason=" ".join(raw.get("reason", "").split()),
+        no_normal=" ".join(raw.get("no_normal", "").split()),
+        errors=tuple(raw.get("errors", [])),
+        untestable={k: " ".join(v.split()) for k, v in raw.get("untestable", {}).items()},
+        source_file=p.name, source_line=p.where.line(("interfaces", name)))
 
 
 def _requirement(raw: dict, unit: str) -> Requirement:
@@ -379,12 +519,16 @@ def _requirement(raw: dict, unit: str) -> Requirement:
 
 
 def _test_case(raw: dict, p: _Parsed, path: tuple, known: dict[str, Requirement]) -> TestCase:
-    first = known.get(raw["verifies"][0])
     expect = raw.get("expect", {})
     expect_return = _normalise_return(expect["return"]) if "return" in expect else None
+    errors = [*([expect["errno"]] if "errno" in expect else []), *raw.get("errors", [])]
+    if expect_return is not None and re.fullmatch(r"== E[A-Z0-9]+", expect_return):
+        errors.append(expect_return[3:])   # pthread_* functions return the error number
     return TestCase(
         id=raw["id"], title=raw["title"], unit=p.data["unit"],
-        interface=first.interface if first else "",
+        interface=known[raw["verifies"][0]].interface if raw["verifies"][0] in known else "",
+        errors=tuple(dict.fromkeys(errors)),
+        deviations=tuple(sorted((k, " ".join(v.split())) for k, v in raw.get("deviations", {}).items())),
         kind=raw["kind"], verifies=tuple(raw["verifies"]), options=tuple(raw.get("options", [])),
         timeout_s=raw.get("timeout", DEFAULT_TIMEOUT_S), timeout_from_spec="timeout" in raw,
         setup=raw.get("setup", ""), call=raw.get("call"),
@@ -418,22 +562,3 @@ def _normalise_return(value) -> str:
     """
     op, expr = _split_return(str(value))
     return f"{op} {expr}"
-
-
-def describe_expectation(expect_return: str | None, expect_errno: str | None) -> str:
-    """Prose for an `expect` mapping, used when a test case has no `expected`.
-
-    >>> describe_expectation("== -1", "ENOENT")
-    'returns -1 and sets errno to ENOENT'
-    >>> describe_expectation(">= 0", None)
-    'returns >= 0'
-    >>> describe_expectation(None, "EINTR")
-    'sets errno to EINTR'
-    """
-    parts = []
-    if expect_return is not None:
-        op, expr = _split_return(expect_return)
-        parts.append(f"returns {expr}" if op == "==" else f"returns {op} {expr}")
-    if expect_errno is not None:
-        parts.append(f"sets errno to {expect_errno}")
-    return " and ".join(parts)

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jsonschema
@@ -93,7 +94,9 @@ def test_schema_is_valid_2020_12_and_documents_every_property():
     def walk(node, where):
         if isinstance(node, dict):
             if node.get("type") == "object":
-                assert node.get("additionalProperties") is False, where
+                # A record lists its fields; a map (name -> value) constrains its keys instead.
+                is_map = "propertyNames" in node and isinstance(node.get("additionalProperties"), dict)
+                assert node.get("additionalProperties") is False or is_map, where
             for name, prop in node.get("properties", {}).items():
                 assert prop.get("description"), f"{where}.{name} has no description"
             for key, value in node.items():
@@ -228,7 +231,7 @@ def test_builtin_suite_is_large_and_varied_enough(builtin):
     cases = list(builtin.test_cases.values())
     safety_base = load_profile("face-safety-base").required
     interfaces = {tc.interface for tc in cases}
-    assert len(cases) >= 48
+    assert len(cases) >= 1500
     assert len(interfaces & safety_base) >= 12, sorted(interfaces - safety_base)
     assert len({tc.unit for tc in cases}) >= 5
     assert {tc.kind for tc in cases} == {"normal", "robustness"}
@@ -250,19 +253,29 @@ def test_builtin_ids_follow_their_interface(builtin):
 
 
 def test_builtin_requirements_cite_a_precise_section_in_our_words(builtin):
-    section = re.compile(r"^([a-z_]+\(\): (DESCRIPTION|RETURN VALUE|ERRORS)|<limits\.h>: .+)$")
+    section = re.compile(r"^(([A-Za-z_][A-Za-z0-9_]*\(\)|exec|errno): (DESCRIPTION|RETURN VALUE|ERRORS)"
+                         r"|<[a-z/]+\.h>: .+|Base Definitions [0-9.]+: .+)$")
     for req in builtin.requirements.values():
-        assert req.source["standard"] == "POSIX.1-2017", req.id
+        assert req.source["standard"] in ("POSIX.1-2017", "POSIX.1-2024"), req.id
         assert section.match(req.source["section"]), (req.id, req.source["section"])
         # The standard's normative voice; our wording states facts instead.
         assert not re.search(r"\bshall\b", req.text, re.I), req.id
 
 
-def test_builtin_robustness_cases_check_an_error(builtin):
+def test_builtin_robustness_cases_check_an_outcome(builtin):
+    """Robustness cases use abnormal or extreme inputs; each checks what comes out."""
     for tc in builtin.test_cases.values():
         if tc.kind == "robustness":
-            assert tc.expect_errno or (tc.expect_return and tc.expect_return[-1] != "0") \
-                or "errno" in tc.body, tc.id
+            assert tc.expect_errno or tc.expect_return or "CHECK" in tc.body or "PCERT_" in tc.body, tc.id
+
+
+def test_builtin_suite_covers_the_units_of_the_issue(builtin):
+    units = {tc.unit for tc in builtin.test_cases.values()}
+    assert {"file-io", "files", "paths", "stdio", "strings", "stdlib", "math", "ctype", "time",
+            "clocks", "threads", "pthreads", "mutex", "sync", "semaphores", "signals",
+            "signals-more", "message-queues", "ipc", "sched-memory", "process",
+            "network", "system"} <= units
+    assert len(builtin.test_cases) >= 1500
 
 
 def test_line_numbers_point_at_the_code_in_the_yaml(builtin):
@@ -271,6 +284,8 @@ def test_line_numbers_point_at_the_code_in_the_yaml(builtin):
         if spec.prelude:
             assert lines[spec.prelude_line - 1].strip() == spec.prelude.splitlines()[0].strip()
         for tc in spec.test_cases:
+            if tc.table:  # condition tables: tests/test_conditions.py
+                continue
             assert lines[tc.source_line - 1].strip() == f"- id: {tc.id}"
             for key in ("setup", "body", "cleanup"):
                 if key in tc.lines:
@@ -332,7 +347,7 @@ def test_option_guard_and_timeout_reach_the_source(builtin):
 def test_pointer_return_uses_the_pointer_check(builtin):
     text = generate(builtin, ["TC-pthread_getspecific-001"]).procedures[
         "TC-pthread_getspecific-001"].text
-    assert "    void * ret;" in text
+    assert "    void * ret = NULL;" in text
     assert 'PCERT_CHECK_RET_PTR(ret, ==, &second, "pthread_getspecific(shared_key)");' in text
 
 
@@ -422,19 +437,24 @@ def suite_binary(builtin, tmp_path_factory):
     for name, data in sources.files.items():
         write(out, name, data.decode("utf-8"))
         objects.append(out / (name[:-2] + ".o"))
-        compiled = subprocess.run(["gcc", *CFLAGS, "-Werror", "-c", "-o", str(objects[-1]),
-                                   str(out / name)], capture_output=True, text=True)
-        assert compiled.returncode == 0, compiled.stderr
+
+    def compile_one(name: str, obj: Path) -> subprocess.CompletedProcess:
+        return subprocess.run(["gcc", *CFLAGS, "-Werror", "-c", "-o", str(obj), str(out / name)],
+                              capture_output=True, text=True)
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # 1,600 cases: in parallel
+        for compiled in pool.map(compile_one, sources.files, objects):
+            assert compiled.returncode == 0, compiled.stderr
     binary = out / "suite"
     subprocess.run(["gcc", *CFLAGS, "-o", str(binary), *map(str, objects),
-                    str(RUNTIME / "pcert.c")], check=True, capture_output=True)
+                    str(RUNTIME / "pcert.c"), "-lm"], check=True, capture_output=True)
     return binary, plan
 
 
 def test_builtin_suite_compiles_runs_and_passes_on_this_host(suite_binary):
     protocol = pytest.importorskip("targets.protocol", reason="targets/protocol.py not there yet")
     binary, plan = suite_binary
-    run = subprocess.run([str(binary)], capture_output=True, timeout=300, cwd=binary.parent,
+    run = subprocess.run([str(binary)], capture_output=True, timeout=900, cwd=binary.parent,
                          env={**os.environ, "PCERT_NONCE": NONCE})
     parser = protocol.RecordParser(NONCE)
     records = parser.feed(run.stdout)
@@ -445,10 +465,15 @@ def test_builtin_suite_compiles_runs_and_passes_on_this_host(suite_binary):
     results = [r.fields for r in records if r.kind == "result"]
     assert [r["id"] for r in results] == plan
     if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
-        # On the reference host every case passes; anything else is a finding to explain.
-        failed = [f"{r['id']}: {r['verdict']} {r['reason']} ({r['file']}:{r['line']})"
-                  for r in results if r["verdict"] != "PASS"]
-        assert failed == []
+        # On the reference host every case passes except the deviations the specs record for
+        # Linux and glibc: anything else is a new finding to explain (or a broken test).
+        builtin = load_spec_dirs([builtin_spec_dir()])
+        known = {i for i, tc in builtin.test_cases.items()
+                 if {system for system, _ in tc.deviations} & {"linux", "glibc"}}
+        failed = {r["id"]: f"{r['verdict']} {r['reason']} ({r['file']}:{r['line']})"
+                  for r in results if r["verdict"] != "PASS"}
+        assert {i: why for i, why in failed.items() if i not in known} == {}
+        assert sorted(known - set(failed)) == []  # a fixed deviation: update the spec
     else:
         assert all(r["verdict"] in {"PASS", "FAIL", "UNRESOLVED", "UNSUPPORTED", "UNTESTED"}
                    for r in results)
