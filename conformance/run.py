@@ -21,7 +21,7 @@ import shutil
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -53,6 +53,7 @@ from .session import BootRecord, Session, Timeouts
 BOOTS = "boots.jsonl"
 IDLE_MARGIN_S = 15  # the host waits this much longer than the longest guest-side timeout
 CHECKPOINT_EVERY_S = 1.0
+PRESENCE_PREFIXES = ("TC-H-", "TC-L-", "TC-NS-")
 
 
 @dataclass
@@ -191,7 +192,12 @@ def prepare(options: RunOptions, progress: Progress) -> Prepared:
     if problems:
         raise RunError(f"target {target.name} is not ready: " + "; ".join(problems))
     catalog = Catalog.load(tuple(options.spec_dirs))
-    plan = make_plan(catalog, profile, multi_process=target.multi_process, only=options.only)
+    only_presence = None
+    only = options.only
+    if only is not None:  # presence checks are named TC-H-, TC-L-, TC-NS-: not spec items
+        only_presence = frozenset(i for i in only if i.startswith(PRESENCE_PREFIXES))
+        only = only - only_presence
+    plan = make_plan(catalog, profile, multi_process=target.multi_process, only=only)
     if not plan.test_cases:
         raise RunError(f"profile {profile.label} selects no test case on {target.name}")
     cache = cache_root(options.cache_dir)
@@ -210,10 +216,12 @@ def prepare(options: RunOptions, progress: Progress) -> Prepared:
     # One directory per binary: concurrent runs never swap images.
     image = build_image(target, binary, cache / "images" / binary.parent.name)
     presence = None
-    if options.checks == "all":
+    if options.checks == "all" and only_presence != frozenset():
         progress.phase("presence", f"declarations and links of {len(plan.interfaces)} interfaces")
         presence = run_presence(profile, target, multi_process=target.multi_process,
                                 cache_dir=cache, progress=progress)
+        if only_presence is not None:
+            presence = _select_presence(presence, only_presence)
     return Prepared(options, target, catalog, plan, sources, toolchain, binary, kernel, image,
                     presence)
 
@@ -519,6 +527,18 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
     reports = render_reports(out)
     _index(out)
     return RunResult(bundle=out, summary=manifest["summary"], reports=reports)
+
+
+def _select_presence(presence: PresenceRun, ids: frozenset[str]) -> PresenceRun:
+    """Only the presence checks named by --only, and the requirements they verify."""
+    unknown = ids - {t["id"] for t in presence.testcases}
+    if unknown:
+        raise RunError(f"unknown test case id(s): {', '.join(sorted(unknown))}")
+    keep = [i for i, t in enumerate(presence.testcases) if t["id"] in ids]
+    testcases = [presence.testcases[i] for i in keep]
+    verified = {r for t in testcases for r in t["verifies"]}
+    return replace(presence, testcases=testcases, results=[presence.results[i] for i in keep],
+                   requirements=[r for r in presence.requirements if r.id in verified])
 
 
 def _presence_only(options: RunOptions, out: Path, progress: Progress) -> RunResult:
