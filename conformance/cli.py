@@ -103,7 +103,7 @@ def _cmd_prepare(args) -> int:
     from targets.definition import load_target
     from .run import cache_root
     target = load_target(args.target)
-    if target.kind != "qemu-linux":
+    if not target.needs_kernel:
         print(f"pcert: {target.name} needs nothing prepared")
         return EXIT_OK
     info = kernels.ensure_kernel(target, cache_dir=cache_root() / "kernels")

@@ -32,11 +32,10 @@ from evidence.writer import BundleWriter
 from reports.render import render_reports
 from targets import kernel as kernels
 from targets.definition import Target, load_target
-from targets.drivers.host import HostMachine
-from targets.drivers.qemu import QemuMachine
+from targets.drivers import make_machine
 from targets.image import build_image
 from targets.readiness import check_ready
-from targets.toolchain import Toolchain
+from targets.toolchain import BuildInfo, Toolchain
 
 from . import version
 from .catalog import Catalog
@@ -169,6 +168,7 @@ class Prepared:
     kernel: object | None
     image: object
     presence: PresenceRun | None = None
+    build: BuildInfo | None = None
 
     @property
     def planned_ids(self) -> list[str]:
@@ -208,10 +208,14 @@ def prepare(options: RunOptions, progress: Progress) -> Prepared:
     progress.phase("build", f"{target.toolchain.cc} ({len(sources.files)} generated files + runtime)")
     toolchain = Toolchain.for_target(target)
     rt = runtime_dir()
-    binary = toolchain.cached_build(
-        [*(stage / n for n in sorted(sources.files)), rt / "pcert.c"], [rt], cache / "build")
+    generated = [stage / n for n in sorted(sources.files)]
+    # A generated unit the target cannot compile is left out; its test cases report
+    # UNSUPPORTED with the compiler's reason (stubs), the runtime itself must build.
+    build = toolchain.cached_build_info([*generated, rt / "pcert.c"], [rt], cache / "build",
+                                        optional=generated)
+    binary = build.path
     kernel = None
-    if target.kind == "qemu-linux":
+    if target.needs_kernel:
         kernel = kernels.ensure_kernel(target, cache_dir=cache / "kernels", override=options.kernel)
     # One directory per binary: concurrent runs never swap images.
     image = build_image(target, binary, cache / "images" / binary.parent.name)
@@ -223,7 +227,7 @@ def prepare(options: RunOptions, progress: Progress) -> Prepared:
         if only_presence is not None:
             presence = _select_presence(presence, only_presence)
     return Prepared(options, target, catalog, plan, sources, toolchain, binary, kernel, image,
-                    presence)
+                    presence, build)
 
 
 class _Run:
@@ -254,7 +258,8 @@ class _Run:
             sink = writer.open_console(name, append=p.options.resume is not None)
             session = Session(self._machine_factory, collector, sink, shard=shard,
                               timeouts=self.timeouts, worker=worker, console_name=name,
-                              clock0=self.clock0, lock=self.lock)
+                              clock0=self.clock0, lock=self.lock,
+                              append_max=p.target.machine.append_max)
             session.on_boot = self._on_boot
             self.sessions.append(session)
         if resumed_boots:
@@ -264,9 +269,8 @@ class _Run:
         guest_env = {"PCERT_NONCE": self.nonce, **env}
         if self.p.options.timeout_s:
             guest_env["PCERT_TIMEOUT"] = str(self.p.options.timeout_s)
-        if self.p.kernel is not None:
-            return QemuMachine(self.p.target, self.p.kernel.path, self.p.image.path, guest_env)
-        return HostMachine(self.p.binary, guest_env)
+        return make_machine(self.p.target, binary=self.p.binary, image=self.p.image,
+                            kernel=self.p.kernel, guest_env=guest_env)
 
     def _on_progress(self, done: int, total: int, current: str) -> None:
         done = sum(s.collector.done_count() for s in self.sessions)
@@ -422,9 +426,9 @@ def _spec_hashes(catalog: Catalog) -> dict[str, str]:
 
 
 def _manifest_base(p: Prepared, run_id: str, started: float, nonce: str) -> dict:
-    machine = p.kernel is not None and QemuMachine(p.target, p.kernel.path, p.image.path,
-                                                    {"PCERT_NONCE": nonce})
-    command = machine.command() if machine else [str(p.binary)]
+    machine = make_machine(p.target, binary=p.binary, image=p.image, kernel=p.kernel,
+                           guest_env={"PCERT_NONCE": nonce})
+    command = machine.command()
     return {
         "run_id": run_id,
         "started_utc": _utc(started),
@@ -436,8 +440,8 @@ def _manifest_base(p: Prepared, run_id: str, started: float, nonce: str) -> dict
         "target": p.target.to_json(),
         "tools": {"compiler": {"command": p.toolchain.cc, "version": p.toolchain.version(),
                                "sha256": p.toolchain.sha256()},
-                  **({"qemu": {"command": command[0], "version": machine.version(),
-                               "sha256": machine.sha256()}} if machine else {})},
+                  **machine.tools_json()},
+        "build": p.build.to_json(),
         "kernel": _kernel_json(p.kernel),
         "image": {"kind": p.image.kind, "sha256": p.image.sha256, "size": p.image.size},
         "command": command,
@@ -461,6 +465,8 @@ def _write_static(writer: BundleWriter, p: Prepared) -> None:
                       + p.presence_rows()[0])
     for name, data in sorted(p.sources.files.items()):
         writer.write_bytes(f"procedures/{name}", data)
+    if p.build.stub_source is not None:
+        writer.write_bytes("procedures/pcert_stubs.c", p.build.stub_source)
     for name, data in sorted((p.presence.files if p.presence else {}).items()):
         writer.write_bytes(name, data)
     rt = runtime_dir()

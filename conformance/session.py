@@ -28,7 +28,7 @@ from targets.drivers.base import Machine
 from .collect import Collector
 from .watchdog import stop_reason
 
-MAX_ONLY_CHARS = 900  # PCERT_ONLY must fit on a kernel command line (2047 bytes in all)
+ONLY_MARGIN = 200  # room on the command line for the rest of it (console=, nonce, ...)
 MAX_IDLE_BOOTS = 2    # boots in a row that report nothing before the session gives up
 HOST_STOP = "interrupted by the host"
 TAIL_BYTES = 1 << 20  # of each boot's console, kept to find a panic message (it comes last)
@@ -63,7 +63,7 @@ class Session:
     def __init__(self, machine_for: Callable[[dict[str, str]], Machine], collector: Collector,
                  sink, *, shard: tuple[int, int], timeouts: Timeouts, worker: int = 0,
                  console_name: str = "console.log", clock0: float | None = None,
-                 lock: threading.RLock | None = None):
+                 lock: threading.RLock | None = None, append_max: int = 2047):
         self.machine_for = machine_for
         self.collector = collector
         self.sink = sink
@@ -78,6 +78,8 @@ class Session:
         self.lock = lock or threading.RLock()  # shared with whoever reads the collector
         self._boot_bytes = bytearray()
         self._idle_boots = 0
+        # PCERT_ONLY must fit on the target's command line (kernel or semihosting).
+        self.max_only_chars = max(64, append_max - ONLY_MARGIN)
 
     def _mine(self, indexes: list[int]) -> list[int]:
         return [i for i in indexes if self.lo <= i < self.hi]
@@ -92,7 +94,7 @@ class Session:
         ids, length = [], 0
         for i in todo:  # retries: a batch that fits on the command line
             tc = self.collector.planned_ids[i]
-            if ids and length + len(tc) + 1 > MAX_ONLY_CHARS:
+            if ids and length + len(tc) + 1 > self.max_only_chars:
                 break
             ids.append(tc)
             length += len(tc) + 1

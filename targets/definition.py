@@ -4,14 +4,28 @@ A target says how to build and run an image: toolchain, kernel, image kind and m
 definition is data only; toolchain.py, kernel.py, image.py and drivers/ act on it.
 
 >>> t = load_target("linux-x86_64")
->>> t.kind, t.toolchain.cc, t.kernel.meta_package, t.image_kind
-('qemu-linux', 'gcc', 'linux-image-cloud-amd64', 'initramfs')
+>>> t.kind, t.toolchain.cc, t.kernel.meta_package, t.image_kind, t.needs_kernel
+('qemu-linux', 'gcc', 'linux-image-cloud-amd64', 'initramfs', True)
+>>> b = load_target("baremetal-aarch64-picolibc")
+>>> b.kind, b.image_kind, b.needs_kernel, b.multi_process
+('qemu-semihost', 'elf', False, False)
 >>> "host" in list_targets()
 True
->>> load_target("no-such-target")
+>>> load_target("no-such-target")                 # doctest: +ELLIPSIS
 Traceback (most recent call last):
   ...
-targets.errors.TargetError: unknown target 'no-such-target': known targets are host, linux-x86_64 (or give a path to a .toml file)
+targets.errors.TargetError: unknown target 'no-such-target': known targets are ..., host, ... (or give a path to a .toml file)
+
+Kinds (how a run happens; the driver is chosen by kind, see targets/drivers):
+
+- "host": the runtime binary runs natively (image kind "none").
+- "qemu-linux": QEMU boots a Linux kernel with an initramfs whose /init is the runtime.
+- "qemu-semihost": QEMU runs one bare-metal ELF (image kind "elf"); console, arguments and exit
+  status pass through semihosting. No processes: multi_process must be false.
+- "qemu-generic": any QEMU command line (bring your own OS): a kernel is optional, the image
+  is an initramfs or the ELF, and nothing about the guest is assumed.
+
+Paths in a definition (toolchain.sysroot, kernel.path) are relative to the definition file.
 
 Every field is checked on load; a bad one raises TargetError naming the file and the field, so
 a typo is caught before any build starts.
@@ -31,32 +45,49 @@ from targets.errors import TargetError
 
 DEFINITIONS_DIR = Path(__file__).resolve().parent / "definitions"
 
-KINDS = ("qemu-linux", "host")
-IMAGE_KINDS = ("initramfs", "none")
-KERNEL_SOURCES = ("debian",)
+KINDS = ("qemu-linux", "qemu-semihost", "qemu-generic", "host")
+IMAGE_KINDS = ("initramfs", "elf", "none")
+KERNEL_SOURCES = ("debian", "file")
+# The image kinds each kind can run.
+KIND_IMAGES = {"qemu-linux": ("initramfs",), "qemu-semihost": ("elf",),
+               "qemu-generic": ("initramfs", "elf"), "host": ("none",)}
 
 # Placeholders allowed in machine.args and machine.append; anything else in braces is a typo.
 ARGS_PLACEHOLDERS = ("{kernel}", "{image}", "{append}")
 APPEND_PLACEHOLDERS = ("{guest_env}",)
+# In toolchain.cflags and ldflags: the definition's sysroot, and the compiler's own header
+# directory (`cc -print-file-name=include`), which -nostdinc would otherwise drop.
+FLAG_PLACEHOLDERS = ("{sysroot}", "{cc_include}")
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+# Linux's COMMAND_LINE_SIZE on x86 and arm64, less its terminating NUL.
+DEFAULT_APPEND_MAX = 2047
 
 
 @dataclass(frozen=True)
 class ToolchainSpec:
-    """Which compiler and flags build the runtime, and the Debian packages that provide them."""
+    """Which compiler and flags build the runtime, and the Debian packages that provide them.
+
+    `sysroot` (absolute, or None) replaces {sysroot} in the flags."""
 
     cc: str
     cflags: tuple[str, ...]
     ldflags: tuple[str, ...]
     packages: tuple[str, ...]
+    sysroot: Path | None = None
 
 
 @dataclass(frozen=True)
 class KernelSpec:
-    """Where the kernel comes from: a Debian meta package naming the current kernel package."""
+    """Where the kernel comes from.
+
+    source "debian": the meta package naming the current kernel package, fetched for the
+    Debian `architecture` (None: this machine's). source "file": `path`, a kernel the user has.
+    """
 
     source: str
-    meta_package: str
+    meta_package: str | None = None
+    architecture: str | None = None
+    path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +101,7 @@ class MachineSpec:
     boot_timeout_s: float
     idle_timeout_s: float
     run_timeout_s: float
+    append_max: int = DEFAULT_APPEND_MAX
 
 
 @dataclass(frozen=True)
@@ -88,15 +120,22 @@ class Target:
     definition_path: Path
     definition_sha256: str
 
+    @property
+    def needs_kernel(self) -> bool:
+        """Whether a run must find a kernel first (targets.kernel.ensure_kernel)."""
+        return self.kernel is not None
+
     def to_json(self) -> dict[str, Any]:
         """The definition as the bundle manifest records it (no machine-specific paths).
 
-        >>> load_target("host").to_json()["toolchain"]["ldflags"]
-        []
+        >>> load_target("host").to_json()["toolchain"]["cc"]
+        'gcc'
         """
         kernel = None
         if self.kernel is not None:
-            kernel = {"source": self.kernel.source, "meta_package": self.kernel.meta_package}
+            kernel = {"source": self.kernel.source, "meta_package": self.kernel.meta_package,
+                      "architecture": self.kernel.architecture,
+                      "file": self.kernel.path.name if self.kernel.path else None}
         machine: dict[str, Any] = {
             "boot_timeout_s": self.machine.boot_timeout_s,
             "idle_timeout_s": self.machine.idle_timeout_s,
@@ -104,7 +143,8 @@ class Target:
         }
         if self.machine.qemu is not None:
             machine.update(qemu=self.machine.qemu, packages=list(self.machine.packages),
-                           args=list(self.machine.args), append=self.machine.append)
+                           args=list(self.machine.args), append=self.machine.append,
+                           append_max=self.machine.append_max)
         return {
             "name": self.name,
             "description": self.description,
@@ -116,6 +156,7 @@ class Target:
                 "cflags": list(self.toolchain.cflags),
                 "ldflags": list(self.toolchain.ldflags),
                 "packages": list(self.toolchain.packages),
+                "sysroot": str(self.toolchain.sysroot) if self.toolchain.sysroot else None,
             },
             "kernel": kernel,
             "image": {"kind": self.image_kind},
@@ -244,47 +285,91 @@ def _parse(data: dict[str, Any], path: Path, sha256: str) -> Target:
     if arch == "native":
         arch = platform.machine()
     multi_process = top.get("multi_process", bool)
-
-    tc = top.table_("toolchain")
-    toolchain = ToolchainSpec(cc=tc.text("cc"), cflags=tc.strings("cflags"),
-                              ldflags=tc.strings("ldflags"), packages=tc.strings("packages"))
-    tc.no_others()
+    if kind == "qemu-semihost" and multi_process:
+        raise top.error("multi_process", "a bare-metal (qemu-semihost) image has no processes: "
+                                         "set it to false")
+    toolchain = _toolchain(top.table_("toolchain"), path)
 
     image = top.table_("image")
     image_kind = image.text("kind", choices=IMAGE_KINDS)
+    if image_kind not in KIND_IMAGES[kind]:
+        wanted = " or ".join(f'"{k}"' for k in KIND_IMAGES[kind])
+        raise image.error("kind", f"a {kind} target needs kind = {wanted}")
     image.no_others()
 
-    kernel_fields = top.table_("kernel", required=kind == "qemu-linux")
-    kernel = None
-    if kernel_fields is not None:
-        if kind == "host":
-            raise top.error("kernel", "a host target boots no kernel: remove the [kernel] table")
-        kernel = KernelSpec(source=kernel_fields.text("source", choices=KERNEL_SOURCES),
-                            meta_package=kernel_fields.text("meta_package"))
-        kernel_fields.no_others()
-
-    m = top.table_("machine")
-    if kind == "qemu-linux":
-        if image_kind != "initramfs":
-            raise image.error("kind", "a qemu-linux target needs kind = \"initramfs\"")
-        qemu, packages = m.text("qemu"), m.strings("packages")
-        args, append = m.strings("args"), m.text("append")
-        _check_placeholders(m, "args", args, ARGS_PLACEHOLDERS)
-        _check_placeholders(m, "append", (append,), APPEND_PLACEHOLDERS)
-        for needed in ("{kernel}", "{append}", "{image}"):
-            if not any(needed in a for a in args):
-                raise m.error("args", f"has no {needed} placeholder: QEMU would not get it")
-    else:
-        if image_kind != "none":
-            raise image.error("kind", "a host target runs the binary itself: kind = \"none\"")
-        qemu, packages, args, append = None, (), (), None
-    machine = MachineSpec(qemu=qemu, packages=packages, args=args, append=append,
-                          boot_timeout_s=m.seconds("boot_timeout_s"),
-                          idle_timeout_s=m.seconds("idle_timeout_s"),
-                          run_timeout_s=m.seconds("run_timeout_s"))
-    m.no_others()
+    kernel = _kernel(top, kind, path)
+    machine = _machine(top.table_("machine"), kind, kernel is not None)
     top.no_others()
     return Target(name=name, description=description, kind=kind, arch=arch,
                   multi_process=multi_process, toolchain=toolchain, kernel=kernel,
                   image_kind=image_kind, machine=machine, definition_path=path.resolve(),
                   definition_sha256=sha256)
+
+
+def _relative_path(fields: _Fields, key: str, definition: Path) -> Path | None:
+    """A path field, relative to the definition file's folder; None when absent."""
+    text = fields.text(key, required=False)
+    if text is None:
+        return None
+    return (definition.resolve().parent / Path(text).expanduser()).resolve()
+
+
+def _toolchain(tc: _Fields, path: Path) -> ToolchainSpec:
+    spec = ToolchainSpec(cc=tc.text("cc"), cflags=tc.strings("cflags"),
+                         ldflags=tc.strings("ldflags"), packages=tc.strings("packages"),
+                         sysroot=_relative_path(tc, "sysroot", path))
+    for key in ("cflags", "ldflags"):
+        flags = getattr(spec, key)
+        _check_placeholders(tc, key, flags, FLAG_PLACEHOLDERS)
+        if spec.sysroot is None and any("{sysroot}" in f for f in flags):
+            raise tc.error(key, "uses {sysroot} but the toolchain has no sysroot field")
+    tc.no_others()
+    return spec
+
+
+def _kernel(top: _Fields, kind: str, path: Path) -> KernelSpec | None:
+    fields = top.table_("kernel", required=kind == "qemu-linux")
+    if fields is None:
+        return None
+    if kind in ("host", "qemu-semihost"):
+        what = "host target runs on this machine's kernel" if kind == "host" else \
+            "bare-metal image is its own kernel"
+        raise top.error("kernel", f"a {what}: remove the [kernel] table")
+    source = fields.text("source", choices=KERNEL_SOURCES)
+    if source == "debian":
+        kernel = KernelSpec(source=source, meta_package=fields.text("meta_package"),
+                            architecture=fields.text("architecture", required=False))
+    else:
+        kernel = KernelSpec(source=source, path=_relative_path(fields, "path", path))
+        if kernel.path is None:
+            raise fields.error("path", "missing (source = \"file\" names the kernel image)")
+    fields.no_others()
+    return kernel
+
+
+def _machine(m: _Fields, kind: str, has_kernel: bool) -> MachineSpec:
+    timeouts = {key: m.seconds(key) for key in ("boot_timeout_s", "idle_timeout_s",
+                                                "run_timeout_s")}
+    if kind == "host":
+        m.no_others()
+        return MachineSpec(qemu=None, packages=(), args=(), append=None, **timeouts)
+    qemu, packages = m.text("qemu"), m.strings("packages")
+    args, append = m.strings("args"), m.text("append")
+    append_max = m.get("append_max", int, required=False)
+    append_max = DEFAULT_APPEND_MAX if append_max is None else append_max
+    if append_max <= 0:
+        raise m.error("append_max", f"must be a positive number of bytes, got {append_max}")
+    _check_placeholders(m, "args", args, ARGS_PLACEHOLDERS)
+    _check_placeholders(m, "append", (append,), APPEND_PLACEHOLDERS)
+    needed = ["{image}", "{append}"] + (["{kernel}"] if has_kernel else [])
+    for placeholder in needed:
+        if not any(placeholder in a for a in args):
+            raise m.error("args", f"has no {placeholder} placeholder: QEMU would not get it")
+    if not has_kernel and any("{kernel}" in a for a in args):
+        raise m.error("args", "uses {kernel} but the target has no [kernel] table")
+    if "{guest_env}" not in append:
+        raise m.error("append", "has no {guest_env} placeholder: the runtime would not get "
+                                "its nonce")
+    m.no_others()
+    return MachineSpec(qemu=qemu, packages=packages, args=args, append=append,
+                       append_max=append_max, **timeouts)

@@ -1,4 +1,4 @@
-"""The kernel a qemu-linux target boots: Debian's packaged kernel, fetched once into a cache.
+"""The kernel a target boots: Debian's packaged kernel fetched once into a cache, or a file.
 
 >>> info = ensure_kernel(load_target("linux-x86_64"))            # doctest: +SKIP
 >>> info.package, info.version, info.path.name                   # doctest: +SKIP
@@ -18,8 +18,18 @@ else `$XDG_CACHE_HOME/pcert`, else `~/.cache/pcert`) holds:
     <package>/kernel.json      the sidecar
     <meta_package>.json        which package the meta package named last time
 
+    apt-<arch>/lists, apt-<arch>/cache   apt's state for a foreign architecture
+
 A cached kernel costs no download; when apt-cache cannot answer (no package lists, offline),
 the package the meta package named last time is used if it is cached.
+
+A kernel of another Debian architecture (`[kernel] architecture = "arm64"` on an amd64 machine)
+is resolved and fetched with apt pointed at package lists of that architecture kept in the
+kernel directory: `apt-get -oAPT::Architecture=arm64 -oDir::State::Lists=... update`; the
+system's apt configuration and lists are never written. Those lists are fetched when missing
+and again whenever the system's lists are newer (after an `apt-get update`).
+
+A target whose kernel has `source = "file"` boots that file, identified by its sha256.
 """
 
 from __future__ import annotations
@@ -31,7 +41,8 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,29 +106,102 @@ def ensure_kernel(target: Target, cache_dir: Path | None = None,
         return KernelInfo.from_path(override)
     if target.kernel is None:
         raise TargetError(f"target {target.name} boots no kernel (it has no [kernel] table)")
+    if target.kernel.source == "file":
+        return replace(KernelInfo.from_path(target.kernel.path), source="file")
     kernels = Path(cache_dir) if cache_dir is not None else default_kernel_dir()
+    apt = Apt.for_architecture(target.kernel.architecture, kernels)
     meta = target.kernel.meta_package
-    package = resolve_package(meta, kernels)
+    package = resolve_package(meta, kernels, apt)
     cached = cached_kernel(kernels, package)
     if cached is not None:
         return cached
-    return _fetch(package, kernels)
+    return _fetch(package, kernels, apt)
 
 
-def resolve_package(meta: str, kernels: Path) -> str:
+@dataclass(frozen=True)
+class Apt:
+    """How apt is asked: the system's way (no options), or with a foreign architecture's own
+    package lists and cache under the kernel directory."""
+
+    options: tuple[str, ...] = ()
+    lists: Path = APT_LISTS
+    private: bool = False
+
+    @classmethod
+    def for_architecture(cls, architecture: str | None, kernels: Path) -> Apt:
+        if architecture is None or architecture == _native_architecture():
+            return cls()
+        state = kernels / f"apt-{architecture}"
+        lists = state / "lists"
+        return cls(options=(f"-oAPT::Architecture={architecture}",
+                            f"-oAPT::Architectures={architecture}",
+                            f"-oDir::State::Lists={lists}", f"-oDir::Cache={state / 'cache'}"),
+                   lists=lists, private=True)
+
+    def refresh(self) -> None:
+        """Fetch the private package lists when missing or older than the system's."""
+        if not self.private or not _lists_older(self.lists, APT_LISTS):
+            return
+        if shutil.which("apt-get") is None:
+            raise TargetError("apt-get not found: apt-get install apt, or pass --kernel PATH")
+        for folder in (self.lists / "partial", self.lists.parent / "cache" / "archives" / "partial"):
+            folder.mkdir(parents=True, exist_ok=True)
+        result = _run(["apt-get", "-q", *self.options, "update"], timeout=APT_TIMEOUT_S)
+        if result.returncode != 0 or not _package_lists(self.lists):
+            detail = result.stderr.strip().splitlines()[-1:] or ["no package lists"]
+            raise TargetError(f"apt-get update of {self.lists} failed ({detail[0]}): check "
+                              "the network and apt's sources, or pass --kernel PATH")
+
+
+@functools.lru_cache(maxsize=1)
+def _native_architecture() -> str | None:
+    if shutil.which("dpkg") is None:
+        return None
+    result = _run(["dpkg", "--print-architecture"], timeout=60)
+    return result.stdout.strip() or None
+
+
+def _package_lists(lists: Path) -> list[Path]:
+    try:
+        return [p for p in lists.iterdir() if "_Packages" in p.name]
+    except OSError:
+        return []
+
+
+def _lists_older(private: Path, system: Path) -> bool:
+    """True when `private` has no package lists or the system's were updated after it."""
+    own = _package_lists(private)
+    if not own:
+        return True
+    try:
+        newest_system = max((p.stat().st_mtime for p in system.iterdir() if p.is_file()),
+                            default=0.0)
+    except OSError:
+        return False
+    return newest_system > min(p.stat().st_mtime for p in own)
+
+
+def resolve_package(meta: str, kernels: Path, apt: Apt | None = None) -> str:
     """The versioned package `meta` depends on; offline, the one it named last time.
 
     apt-cache takes over a second, and its answer can change only when apt's package lists do,
     so the answer is remembered with the lists' signature and reused while they are unchanged.
     """
+    apt = apt or Apt()
     pointer_path = kernels / f"{meta}.json"
     remembered = _read_json(pointer_path) or {}
-    lists = _apt_lists_signature()
+    try:
+        apt.refresh()
+    except TargetError:
+        if cached_kernel(kernels, remembered.get("package", "")) is not None:
+            return remembered["package"]
+        raise
+    lists = _apt_lists_signature(apt.lists)
     if (remembered.get("lists") == lists and lists is not None
             and cached_kernel(kernels, remembered.get("package", "")) is not None):
         return remembered["package"]
     try:
-        found = _apt_depends(meta)
+        found = _apt_depends(meta, apt.options)
     except TargetError:
         if cached_kernel(kernels, remembered.get("package", "")) is not None:
             return remembered["package"]
@@ -128,11 +212,11 @@ def resolve_package(meta: str, kernels: Path) -> str:
     return found
 
 
-def _apt_lists_signature() -> str | None:
+def _apt_lists_signature(lists: Path = APT_LISTS) -> str | None:
     """Changes whenever apt-get update changes a package list (files are replaced by rename)."""
     try:
         stamps = sorted(f"{p.name}:{p.stat().st_mtime_ns}:{p.stat().st_size}"
-                        for p in APT_LISTS.iterdir() if p.is_file())
+                        for p in lists.iterdir() if p.is_file())
     except OSError:
         return None
     return hashlib.sha256("\n".join(stamps).encode()).hexdigest() if stamps else None
@@ -151,12 +235,21 @@ def cached_kernel(kernels: Path, package: str) -> KernelInfo | None:
 
 
 def kernel_status(target: Target, cache_dir: Path | None = None) -> tuple[bool, str]:
-    """(usable, one line) about the target's kernel, without downloading anything."""
+    """(usable, one line) about the target's kernel, downloading no kernel.
+
+    For a foreign architecture the first call fetches its package lists (a few MB)."""
     if target.kernel is None:
-        return True, "no kernel: runs on the host's own"
+        return True, ("no kernel: runs on the host's own" if target.kind == "host"
+                      else "no kernel: the image boots by itself")
+    if target.kernel.source == "file":
+        if target.kernel.path.is_file():
+            return True, f"kernel file {target.kernel.path}"
+        return False, (f"kernel file {target.kernel.path} not found (field kernel.path of "
+                       f"{target.definition_path})")
     kernels = Path(cache_dir) if cache_dir is not None else default_kernel_dir()
+    apt = Apt.for_architecture(target.kernel.architecture, kernels)
     try:
-        package = resolve_package(target.kernel.meta_package, kernels)
+        package = resolve_package(target.kernel.meta_package, kernels, apt)
     except TargetError as problem:
         return False, f"kernel not cached and not resolvable: {problem}"
     cached = cached_kernel(kernels, package)
@@ -169,11 +262,11 @@ def kernel_status(target: Target, cache_dir: Path | None = None) -> tuple[bool, 
                   f"into {kernels} on first use")
 
 
-def _apt_depends(meta: str) -> str:
+def _apt_depends(meta: str, options: tuple[str, ...] = ()) -> str:
     if shutil.which("apt-cache") is None:
         raise TargetError("apt-cache not found: kernels come from Debian packages "
                           "(run on Debian/Ubuntu, or pass --kernel PATH)")
-    result = _run(["apt-cache", "depends", meta], timeout=120)
+    result = _run(["apt-cache", *options, "depends", meta], timeout=120)
     for line in result.stdout.splitlines():
         # "  Depends: linux-image-6.1.0-56-cloud-amd64"; other lines are Recommends, Breaks, ...
         key, _, value = line.strip().partition(": ")
@@ -184,7 +277,7 @@ def _apt_depends(meta: str) -> str:
                       "run apt-get update, or pass --kernel PATH")
 
 
-def _fetch(package: str, kernels: Path) -> KernelInfo:
+def _fetch(package: str, kernels: Path, apt: Apt | None = None) -> KernelInfo:
     for tool, debian_package in (("apt-get", "apt"), ("dpkg-deb", "dpkg")):
         if shutil.which(tool) is None:
             raise TargetError(f"{tool} not found: apt-get install {debian_package}, "
@@ -192,7 +285,8 @@ def _fetch(package: str, kernels: Path) -> KernelInfo:
     kernels.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=kernels, prefix=".fetch-") as tmp:
         work = Path(tmp)
-        result = _run(["apt-get", "download", package], timeout=APT_TIMEOUT_S, cwd=work)
+        options = apt.options if apt is not None else ()
+        result = _run(["apt-get", *options, "download", package], timeout=APT_TIMEOUT_S, cwd=work)
         debs = sorted(work.glob("*.deb"))
         if result.returncode != 0 or len(debs) != 1:
             raise TargetError(f"apt-get download {package} failed: {result.stderr.strip()} "

@@ -8,8 +8,10 @@
 ['compiler: gcc (Debian 12.2.0-14+deb12u1) 12.2.0', 'qemu: QEMU emulator version 7.2.22 ...',
  'kernel linux-image-6.1.0-56-cloud-amd64 not cached yet: apt-get download will fetch it ...']
 
-A kernel that is not downloaded yet is not a problem when apt can fetch it on first use; it is
-one only when it is neither cached nor resolvable through apt.
+The toolchain is ready when it links a trivial program with the target's own flags (so a
+missing static C library, picolibc or sysroot shows here, not in the middle of a run). A kernel
+that is not downloaded yet is not a problem when apt can fetch it on first use; it is one only
+when it is neither cached nor resolvable through apt.
 """
 
 from __future__ import annotations
@@ -31,11 +33,17 @@ def check_ready(target: Target, cache_dir: Path | None = None) -> list[str]:
     """
     problems = []
     toolchain = Toolchain.for_target(target)
+    sysroot = target.toolchain.sysroot
     try:
         toolchain.version()
-        if "-static" in target.toolchain.ldflags and toolchain.libc_path() is None:
-            problems.append(f"{target.toolchain.cc} has no static C library (libc.a) for "
-                            f"-static: apt-get install {' '.join(target.toolchain.packages)}")
+        if sysroot is not None and not sysroot.is_dir():
+            problems.append(f"toolchain sysroot {sysroot} not found: apt-get install "
+                            f"{' '.join(target.toolchain.packages)}")
+        else:
+            failed, _ = toolchain.probe_link()
+            if failed:
+                problems.append(f"{failed}: apt-get install "
+                                f"{' '.join(target.toolchain.packages)}")
     except TargetError as problem:
         problems.append(str(problem))
     machine = target.machine

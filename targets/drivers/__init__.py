@@ -1,0 +1,53 @@
+"""Machine drivers: one per target kind, chosen by `make_machine`.
+
+>>> from targets.definition import load_target
+>>> from targets.image import ImageInfo
+>>> image = ImageInfo(path=Path("initramfs.cpio"), kind="initramfs", sha256="0" * 64, size=0)
+>>> kernel = KernelInfo.from_path(Path("vmlinuz"))                     # doctest: +SKIP
+>>> m = make_machine(load_target("linux-x86_64"), binary=Path("pcert-runtime"), image=image,
+...                  kernel=kernel, guest_env={"PCERT_NONCE": "0123456789abcdef"})  # doctest: +SKIP
+>>> type(m).__name__                                                 # doctest: +SKIP
+'QemuMachine'
+
+| kind | driver | runs |
+| --- | --- | --- |
+| host | HostMachine | the runtime binary natively |
+| qemu-linux | QemuMachine | QEMU with the kernel and the initramfs |
+| qemu-generic | QemuMachine | QEMU with the target's own command line (kernel optional) |
+| qemu-semihost | SemihostMachine | QEMU with the bare-metal ELF, through semihosting |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from targets.definition import Target
+from targets.drivers.base import Machine
+from targets.drivers.host import HostMachine
+from targets.drivers.qemu import QemuMachine
+from targets.drivers.semihost import SemihostMachine
+from targets.errors import TargetError
+from targets.image import ImageInfo
+from targets.kernel import KernelInfo
+
+__all__ = ["Machine", "make_machine"]
+
+
+def make_machine(target: Target, *, binary: Path, image: ImageInfo, kernel: KernelInfo | None,
+                 guest_env: Mapping[str, str]) -> Machine:
+    """The machine that runs `image` (built from `binary`) on `target` with `guest_env`.
+
+    `kernel` is the one targets.kernel.ensure_kernel found (None where the target needs none).
+    """
+    if target.kind == "host":
+        return HostMachine(binary, guest_env)
+    if target.kind == "qemu-semihost":
+        return SemihostMachine(target, image.path, guest_env)
+    if target.kind in ("qemu-linux", "qemu-generic"):
+        if target.needs_kernel and kernel is None:
+            raise TargetError(f"target {target.name} boots a kernel: find it first "
+                              "(targets.kernel.ensure_kernel)")
+        return QemuMachine(target, None if kernel is None else kernel.path, image.path,
+                           guest_env)
+    raise TargetError(f"target {target.name}: no driver for kind {target.kind!r}")

@@ -89,6 +89,10 @@ class Machine(ABC):
     def _start(self) -> Process:
         """Start the process of `command()`."""
 
+    def tools_json(self) -> dict[str, dict[str, str]]:
+        """The tools that run the image, for the bundle manifest's `tools` (none natively)."""
+        return {}
+
     def _reason_for_exit(self, status: int | None) -> str:
         """Why the process ended by itself, from its exit status."""
         if status is None or status < 0:

@@ -4,12 +4,15 @@
 >>> m = QemuMachine(load_target("linux-x86_64"), Path("vmlinuz"), Path("initramfs.cpio"),
 ...                 {"PCERT_NONCE": "0123456789abcdef"})
 >>> m.command()[-1]
-'console=ttyS0 quiet panic=-1 PCERT_NONCE=0123456789abcdef'
+'console=ttyS0 quiet panic=-1 cryptomgr.notests PCERT_NONCE=0123456789abcdef'
 >>> outcome = m.run(console.write, idle_timeout_s=60, run_timeout_s=600)  # doctest: +SKIP
 
 The command line comes from the target's `machine.args` template: placeholders are replaced
 inside each element, never joined into a shell line. Guest environment variables go into the
-kernel command line as NAME=value; the kernel hands them to /init as its environment.
+guest's command line (`{append}`) as NAME=value: a Linux kernel hands them to /init as its
+environment; under semihosting they are the program's arguments. This driver serves the
+"qemu-linux" and "qemu-generic" kinds (the kernel is optional for the latter);
+targets/drivers/semihost.py derives the "qemu-semihost" one.
 """
 
 from __future__ import annotations
@@ -35,14 +38,12 @@ from targets.errors import TargetError
 # quoting in the value (the kernel splits its command line at spaces).
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENV_VALUE = re.compile(r"[!#-~]*")  # printable ASCII except space and the double quote
-# x86's COMMAND_LINE_SIZE; a longer line is cut off silently by the kernel.
-MAX_APPEND = 2047
 
 
 class QemuMachine(Machine):
-    """One QEMU invocation of a qemu-linux target with a kernel, an image and guest env vars."""
+    """One QEMU invocation of a target with a kernel (or None), an image and guest env vars."""
 
-    def __init__(self, target: Target, kernel: Path, image: Path | None,
+    def __init__(self, target: Target, kernel: Path | None, image: Path | None,
                  guest_env: Mapping[str, str]):
         if target.machine.qemu is None:
             raise TargetError(f"target {target.name} has no QEMU machine (kind {target.kind})")
@@ -54,28 +55,35 @@ class QemuMachine(Machine):
                 raise TargetError(f"guest environment {name}={value!r}: the value must be "
                                   "printable ASCII without spaces or double quotes")
         self.target = target
-        self.kernel = Path(kernel)
+        self.kernel = None if kernel is None else Path(kernel)
         self.image = None if image is None else Path(image)
         self.guest_env = dict(sorted(guest_env.items()))
 
     def append_line(self) -> str:
-        """The kernel command line: the target's `append` with the guest env filled in."""
+        """The guest command line: the target's `append` with the guest env filled in."""
         env = " ".join(f"{k}={v}" for k, v in self.guest_env.items())
         line = " ".join(self.target.machine.append.replace("{guest_env}", env).split())
-        if len(line) > MAX_APPEND:
-            raise TargetError(f"kernel command line is {len(line)} bytes, the limit is "
-                              f"{MAX_APPEND}: pass fewer or shorter guest variables "
-                              "(PCERT_ONLY?)")
+        limit = self.target.machine.append_max
+        if len(line) > limit:
+            raise TargetError(f"guest command line is {len(line)} bytes, the limit of target "
+                              f"{self.target.name} is {limit}: pass fewer or shorter guest "
+                              "variables (PCERT_ONLY?)")
         return line
+
+    def image_argument(self) -> str:
+        """What {image} becomes on the command line."""
+        return "" if self.image is None else str(self.image)
 
     def command(self) -> list[str]:
         """QEMU's argv: `machine.qemu` then `machine.args` with placeholders replaced."""
-        values = {"{kernel}": str(self.kernel), "{append}": self.append_line(),
-                  "{image}": "" if self.image is None else str(self.image)}
+        values = {"{kernel}": "" if self.kernel is None else str(self.kernel),
+                  "{append}": self.append_line(), "{image}": self.image_argument()}
         args = []
         for template in self.target.machine.args:
-            if "{image}" in template and self.image is None:
-                raise TargetError(f"target {self.target.name} needs an image: {template!r}")
+            for placeholder, path in (("{image}", self.image), ("{kernel}", self.kernel)):
+                if placeholder in template and path is None:
+                    raise TargetError(f"target {self.target.name} needs a "
+                                      f"{placeholder.strip('{}')}: {template!r}")
             for placeholder, value in values.items():
                 template = template.replace(placeholder, value)
             args.append(template)
@@ -111,13 +119,16 @@ class QemuMachine(Machine):
         return {"command": self.target.machine.qemu, "version": self.version(),
                 "sha256": self.sha256()}
 
-    def _start(self) -> Process:
+    def tools_json(self) -> dict[str, dict[str, str]]:
+        return {"qemu": self.to_json()}
+
+    def _start(self, cwd: Path | None = None) -> Process:
         executable = self._executable()
         for what, path in (("kernel", self.kernel), ("image", self.image)):
             if path is not None and not path.is_file():
                 raise TargetError(f"{path}: {what} not found")
         command = self.command()
-        return PexpectProcess(executable, command[1:])
+        return PexpectProcess(executable, command[1:], cwd=cwd)
 
     def _reason_for_exit(self, status: int | None) -> str:
         # QEMU ends by itself with 0 when the guest powers off (or resets, under -no-reboot).
@@ -129,10 +140,11 @@ class QemuMachine(Machine):
 class PexpectProcess:
     """A child on a pseudo-terminal: QEMU's stdio chardev expects a terminal."""
 
-    def __init__(self, executable: str, args: list[str]):
+    def __init__(self, executable: str, args: list[str], cwd: Path | None = None):
         try:
             self.child = pexpect.spawn(executable, args, echo=False, maxread=READ_SIZE,
-                                       timeout=None, encoding=None)
+                                       timeout=None, encoding=None,
+                                       cwd=None if cwd is None else str(cwd))
         except pexpect.ExceptionPexpect as exc:
             raise TargetError(f"{executable}: cannot start: {exc}") from None
 

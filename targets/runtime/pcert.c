@@ -4,30 +4,40 @@
  * Build with the generated case table (cases.c defines pcert_cases, pcert_ncases):
  *     gcc -std=c99 -D_POSIX_C_SOURCE=200809L -D_XOPEN_SOURCE=700 -D_DEFAULT_SOURCE \
  *         -Wall -Wextra -O2 -static pcert.c cases.c -o init
- * With -DPCERT_NO_FORK (an OS without processes) test cases run in-process, a failed
- * assertion returns through longjmp, and a crash ends the image.
  * Run: PCERT_NONCE=0123456789abcdef ./init    (or: ./init PCERT_NONCE=0123456789abcdef)
+ * Ports (targets/README.md): by default each test case runs in a child process with a
+ * timeout. -DPCERT_NO_FORK (no processes): in-process; a failed assertion returns through
+ * longjmp; a crash or hang ends the image, which the host boots again at PCERT_FIRST.
+ * -DPCERT_MINIMAL (bare metal): PCERT_NO_FORK on C99 and sysconf alone: no scratch
+ * directories, no uname (-DPCERT_SYSNAME='"..."', PCERT_RELEASE, PCERT_MACHINE name the
+ * system), time from clock().
  */
 #include "pcert.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/utsname.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __linux__
+#ifdef PCERT_MINIMAL
+#define PCERT_NO_FORK
+#else
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#endif
+#ifndef PCERT_NO_FORK
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#endif
+#if defined(__linux__) && !defined(PCERT_MINIMAL)
+#define PCERT_LINUX_INIT      /* as PID 1: mount what tests need, power off at the end */
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #endif
@@ -41,13 +51,17 @@ struct verdict { int code, line; char file[256], reason[1024]; };
 int pcert_saved_errno;
 const char *pcert_last_call;
 
-static char nonce[17], start_cwd[PATH_MAX] = "/", tree_path[PATH_MAX];
+static char nonce[17];
 #ifdef PCERT_NO_FORK
+#define FORKS 0
 static struct verdict case_verdict;   /* filled by pcert_end_case before the longjmp */
 static jmp_buf case_env;
 #else
+#define FORKS 1
 static int verdict_fd = -1;           /* in the child: write end of the verdict pipe */
-static int chld_pipe[2] = { -1, -1 }; /* SIGCHLD handler -> poll loop (self-pipe) */
+#endif
+#ifndef PCERT_MINIMAL
+static char start_cwd[PATH_MAX] = "/", tree_path[PATH_MAX];
 #endif
 
 /* ---- tables ---- */
@@ -161,7 +175,7 @@ static int missing_option(const char *list, char *why, size_t size)
 
 /* ---- records ---- */
 
-static char rec[16384];
+static char rec[16384], out_buf[sizeof rec];   /* a record leaves in one write() */
 static size_t rec_len;
 static unsigned long seq;
 #define REC_ROOM (sizeof rec - 16)   /* keeps space for " <crc>\n" */
@@ -177,22 +191,21 @@ static uint32_t crc32(const unsigned char *p, size_t n)
     return ~crc;
 }
 
+/* Monotonic nanoseconds; where the OS has no monotonic clock, processor time (a port whose
+ * clock() counts in other units than CLOCKS_PER_SEC says so: -DPCERT_CLOCKS_PER_SEC=...). */
+#ifndef PCERT_CLOCKS_PER_SEC
+#define PCERT_CLOCKS_PER_SEC CLOCKS_PER_SEC
+#endif
 static long long now_ns(void)
 {
+    const long long hz = PCERT_CLOCKS_PER_SEC;
+    long long c;
+#if defined(_POSIX_MONOTONIC_CLOCK) && _POSIX_MONOTONIC_CLOCK >= 0
     struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0;
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void write_all(int fd, const void *buf, size_t n)
-{
-    const char *p = buf;
-    ssize_t w;
-    while (n > 0) {
-        if ((w = write(fd, p, n)) < 0 && errno == EINTR) continue;
-        if (w <= 0) return;
-        p += w, n -= (size_t)w;
-    }
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0) return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+#endif
+    if ((c = (long long)clock()) < 0) return 0;
+    return c / hz * 1000000000LL + c % hz * 1000000000LL / hz;
 }
 
 static void rec_begin(const char *kind)
@@ -226,32 +239,37 @@ static void rec_num(const char *key, long long value)
     rec_str(key, text);
 }
 
-/* Adds the CRC and the line end and writes the record with one write(). */
+/* Adds the CRC and the line end and writes the record out at once. */
 static void rec_send(void)
 {
     uint32_t crc = crc32((const unsigned char *)rec, rec_len);
     rec_len += (size_t)sprintf(rec + rec_len, " %08lx\n", (unsigned long)crc);
-    write_all(1, rec, rec_len);
+    fwrite(rec, 1, rec_len, stdout);
+    fflush(stdout);   /* also keeps the buffer empty for fork() */
 }
 
-static void print_start(unsigned first, int forks)
+static void print_start(unsigned first)
 {
-    struct utsname u;
+    static const char *const uname_keys[] = { "sysname", "nodename", "release", "version", "machine" };
     char key[64];
     size_t i;
     long v;
-    memset(&u, 0, sizeof u);
-    (void)uname(&u);
+#ifdef PCERT_MINIMAL
+    const char *uname_values[] = { PCERT_SYSNAME, "", PCERT_RELEASE, "", PCERT_MACHINE };
+#else
+    struct utsname u;
+    const char *uname_values[] = { u.sysname, u.nodename, u.release, u.version, u.machine };
+    if (uname(&u) != 0) memset(&u, 0, sizeof u);
+#endif
     rec_begin("start");
     rec_str("proto", "1");
-    rec_str("sysname", u.sysname), rec_str("nodename", u.nodename), rec_str("release", u.release);
-    rec_str("version", u.version), rec_str("machine", u.machine);
+    for (i = 0; i < COUNT(uname_keys); i++) rec_str(uname_keys[i], uname_values[i]);
 #ifdef _SC_NPROCESSORS_ONLN
     rec_num("ncpu", sysconf(_SC_NPROCESSORS_ONLN));
 #else
     rec_num("ncpu", -1);
 #endif
-    rec_num("ntests", pcert_ncases), rec_num("first", first), rec_num("fork", forks);
+    rec_num("ntests", pcert_ncases), rec_num("first", first), rec_num("fork", FORKS);
     rec_num("clock", now_ns());
     for (i = 0; i < COUNT(options); i++) {
         snprintf(key, sizeof key, "opt.%s", options[i].name);
@@ -297,8 +315,8 @@ void pcert_end_case(int code, const char *file, int line, const char *fmt, ...)
     case_verdict = v;
     longjmp(case_env, 1);
 #else
-    fflush(NULL);   /* the test's buffered output belongs before its result */
-    write_all(verdict_fd, &v, sizeof v);   /* < PIPE_BUF on Linux: never blocks */
+    fflush(stdout), fflush(stderr);   /* the test's output belongs before its result */
+    if (write(verdict_fd, &v, sizeof v) < 0) {}   /* < PIPE_BUF: all or nothing */
     _exit(0);
 #endif
 }
@@ -365,7 +383,7 @@ static void run_case(const struct pcert_case *c, unsigned idx, unsigned timeout_
     } else {
         *v = case_verdict;
     }
-    fflush(NULL);
+    fflush(stdout), fflush(stderr);   /* not fflush(NULL): picolibc 1.8 hangs in it */
 }
 #else
 static const struct named signal_names[] = {
@@ -388,21 +406,12 @@ static void describe_signal(int sig, char *text, size_t size)
     else snprintf(text, size, "signal %d", sig);
 }
 
-static void on_sigchld(int sig)
-{
-    int saved = errno;
-    ssize_t ignored = write(chld_pipe[1], "c", 1);
-    (void)ignored, (void)sig;
-    errno = saved;
-}
-
 static PCERT_NORETURN void child(const struct pcert_case *c, int out_fd, int vfd)
 {
     int null_fd = open("/dev/null", O_RDONLY);
     if (null_fd > 0) dup2(null_fd, 0), close(null_fd);   /* never read the console */
     dup2(out_fd, 1), dup2(out_fd, 2), close(out_fd);
-    close(chld_pipe[0]), close(chld_pipe[1]);
-    signal(SIGCHLD, SIG_DFL), signal(SIGPIPE, SIG_DFL);   /* the runner's, not the test's */
+    signal(SIGPIPE, SIG_DFL);   /* the runner's choice, not the test's */
     fcntl(vfd, F_SETFD, FD_CLOEXEC);
     verdict_fd = vfd;
     c->fn();
@@ -436,11 +445,11 @@ static int reap(pid_t pid, int *status)
 
 static void run_case(const struct pcert_case *c, unsigned idx, unsigned timeout_s, struct verdict *v)
 {
-    int out[2] = { -1, -1 }, vp[2] = { -1, -1 }, status = 0, out_open = 1, exited = 0, rounds;
+    int out[2] = { -1, -1 }, vp[2] = { -1, -1 }, status = 0, out_open = 1, exited, rounds;
     size_t relayed = 0, dropped = 0;
     long long deadline = now_ns() + timeout_s * 1000000000LL, left;
     struct verdict reported;
-    struct pollfd fds[2];
+    struct pollfd pfd;
     char text[80];
     pid_t pid;
 
@@ -456,18 +465,15 @@ static void run_case(const struct pcert_case *c, unsigned idx, unsigned timeout_
     close(out[1]), close(vp[1]);
     fcntl(out[0], F_SETFL, O_NONBLOCK), fcntl(vp[0], F_SETFL, O_NONBLOCK);
 
-    /* Relay output while waiting, so a chatty child never blocks on a full pipe. */
-    while (!exited && (left = (deadline - now_ns()) / 1000000) > 0) {
-        fds[0].fd = chld_pipe[0], fds[1].fd = out_open ? out[0] : -1;
-        fds[0].events = fds[1].events = POLLIN;
-        fds[0].revents = fds[1].revents = 0;
-        if (poll(fds, 2, left > INT_MAX ? INT_MAX : (int)left) < 0)   /* EINTR: SIGCHLD */
-            fds[0].revents = fds[1].revents = 0;
-        while (fds[0].revents && read(chld_pipe[0], text, sizeof text) > 0) continue;
-        if (fds[1].revents && relay_output(out[0], idx, &relayed, &dropped) == 0) out_open = 0;
-        exited = reap(pid, &status);
+    /* Relay output while waiting, so a chatty child never blocks on a full pipe. The pipe
+     * ends with the child, unless a grandchild holds it: look at the child every 100 ms. */
+    while (!(exited = reap(pid, &status)) && (left = (deadline - now_ns()) / 1000000) > 0) {
+        pfd.fd = out_open ? out[0] : -1, pfd.events = POLLIN, pfd.revents = 0;
+        if (poll(&pfd, 1, (int)(left < 100 ? left : out_open ? 100 : 1)) > 0
+            && relay_output(out[0], idx, &relayed, &dropped) == 0)
+            out_open = 0;
     }
-    if (!exited && !(exited = reap(pid, &status))) {
+    if (!exited) {
         kill(pid, SIGKILL);
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) continue;
     }
@@ -495,6 +501,7 @@ static void run_case(const struct pcert_case *c, unsigned idx, unsigned timeout_
 }
 #endif
 
+#ifndef PCERT_MINIMAL
 /* ---- scratch directories ---- */
 
 /* Removes tree_path (of length len) and all below it, best effort, following no links. */
@@ -525,23 +532,48 @@ static void remove_tree(size_t len)
     rmdir(tree_path);
 }
 
-/* Creates a fresh directory under $TMPDIR (or /tmp) and enters it. */
-static int enter_scratch_dir(char *dir, size_t size)
+/* Runs the test case in a fresh directory under $TMPDIR (or /tmp), removed afterwards. */
+static void run_in_scratch_dir(const struct pcert_case *c, unsigned idx, unsigned timeout_s,
+                               struct verdict *v)
 {
     const char *tmp = getenv("TMPDIR");
     if (tmp == NULL || *tmp == '\0') tmp = "/tmp";
-    if ((size_t)snprintf(dir, size, "%s/pcert.XXXXXX", tmp) >= size || mkdtemp(dir) == NULL) return 0;
-    if (chdir(dir) == 0) return 1;
-    rmdir(dir);
-    return 0;
+    if ((size_t)snprintf(tree_path, sizeof tree_path, "%s/pcert.XXXXXX", tmp) >= sizeof tree_path
+        || mkdtemp(tree_path) == NULL || chdir(tree_path) != 0) {
+        set_verdict(v, PCERT_UNRESOLVED, "runtime: no scratch directory: %s", pcert_errno_name(errno));
+        return;
+    }
+    run_case(c, idx, timeout_s, v);
+    if (chdir(start_cwd) != 0 && chdir("/") != 0) errno = 0;   /* nowhere else to go */
+    remove_tree(strlen(tree_path));
 }
+
+/* As init: nothing is mounted yet, and fds 0-2 are closed without a /dev/console. */
+static void prepare_init(void)
+{
+#ifdef PCERT_LINUX_INIT
+    static const struct { const char *source, *dir, *type; } m[] = {
+        { "proc", "/proc", "proc" }, { "devtmpfs", "/dev", "devtmpfs" },
+        { "tmpfs", "/dev/shm", "tmpfs" }, { "tmpfs", "/tmp", "tmpfs" },
+        { "mqueue", "/dev/mqueue", "mqueue" },
+    };
+    size_t i;
+    for (i = 0; i < COUNT(m); i++)   /* a failure only means a test finds less */
+        mkdir(m[i].dir, 0755), mount(m[i].source, m[i].dir, m[i].type, 0, NULL);
+#endif
+    while (fcntl(2, F_GETFD) < 0 && open("/dev/console", O_RDWR | O_NOCTTY) >= 0) continue;
+}
+#else
+#define run_in_scratch_dir run_case   /* no directories: tests run where the image is */
+#endif
 
 /* ---- the run ---- */
 
 /* Ends the runtime; as Linux's init, by powering the machine off. */
 static PCERT_NORETURN void finish(int status)
 {
-#ifdef __linux__
+    fflush(stdout), fflush(stderr);
+#ifdef PCERT_LINUX_INIT
     if (getpid() == 1) {
         sync();
         reboot(RB_POWER_OFF);
@@ -586,41 +618,16 @@ static int selected(const char *only, const char *id)
     return 0;
 }
 
-/* As init: nothing is mounted yet, and fds 0-2 are closed without a /dev/console. */
-static void prepare_init(void)
-{
-#ifdef __linux__
-    static const struct { const char *source, *dir, *type; } m[] = {
-        { "proc", "/proc", "proc" }, { "devtmpfs", "/dev", "devtmpfs" },
-        { "tmpfs", "/dev/shm", "tmpfs" }, { "tmpfs", "/tmp", "tmpfs" },
-        { "mqueue", "/dev/mqueue", "mqueue" },
-    };
-    size_t i;
-    for (i = 0; i < COUNT(m); i++)   /* a failure only means a test finds less */
-        mkdir(m[i].dir, 0755), mount(m[i].source, m[i].dir, m[i].type, 0, NULL);
-#endif
-    while (fcntl(2, F_GETFD) < 0 && open("/dev/console", O_RDWR | O_NOCTTY) >= 0) continue;
-}
-
 static void run_one(unsigned idx, unsigned default_timeout)
 {
     const struct pcert_case *c = &pcert_cases[idx];
     struct verdict v;
-    char dir[PATH_MAX];
     long long start = now_ns(), end;
 
     rec_begin("begin"), rec_num("idx", idx), rec_str("id", c->id), rec_num("clock", start), rec_send();
     memset(&v, 0, sizeof v);
-    if (missing_option(c->options, v.reason, sizeof v.reason)) {
-        v.code = PCERT_UNSUPPORTED;
-    } else if (!enter_scratch_dir(dir, sizeof dir)) {
-        set_verdict(&v, PCERT_UNRESOLVED, "runtime: no scratch directory: %s", pcert_errno_name(errno));
-    } else {
-        run_case(c, idx, c->timeout_s ? c->timeout_s : default_timeout, &v);
-        if (chdir(start_cwd) != 0 && chdir("/") != 0) errno = 0;   /* nowhere else to go */
-        snprintf(tree_path, sizeof tree_path, "%s", dir);
-        remove_tree(strlen(tree_path));
-    }
+    if (missing_option(c->options, v.reason, sizeof v.reason)) v.code = PCERT_UNSUPPORTED;
+    else run_in_scratch_dir(c, idx, c->timeout_s ? c->timeout_s : default_timeout, &v);
     if (verdict_name(v.code) == NULL)
         set_verdict(&v, PCERT_UNRESOLVED, "runtime: invalid verdict code %d", v.code);
     if (v.code == PCERT_PASS) memset(&v, 0, sizeof v);
@@ -638,10 +645,12 @@ static void run_one(unsigned idx, unsigned default_timeout)
 int main(int argc, char **argv)
 {
     const char *s, *only;
-    unsigned first, timeout, idx, ran = 0;
+    unsigned first, end, timeout, idx, ran = 0;
     size_t n = 0;
 
+#ifndef PCERT_MINIMAL
     if (getpid() == 1) prepare_init();
+#endif
     s = param(argc, argv, "PCERT_NONCE");
     while (s != NULL && ((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f'))) n++;
     if (s == NULL || n != 16 || s[16] != '\0') {
@@ -649,32 +658,20 @@ int main(int argc, char **argv)
         finish(2);
     }
     memcpy(nonce, s, 17);
-    unsetenv("PCERT_NONCE");   /* test cases have no business knowing it */
     first = number_param(argc, argv, "PCERT_FIRST", 0, 0);
+    end = number_param(argc, argv, "PCERT_END", pcert_ncases, 0);   /* a worker's shard: [first, end) */
     timeout = number_param(argc, argv, "PCERT_TIMEOUT", 10, 1);
     only = param(argc, argv, "PCERT_ONLY");
+#ifndef PCERT_MINIMAL
+    unsetenv("PCERT_NONCE");   /* test cases have no business knowing it */
     if (getcwd(start_cwd, sizeof start_cwd) == NULL) snprintf(start_cwd, sizeof start_cwd, "/");
-#ifdef PCERT_NO_FORK
-    print_start(first, 0);
-#else
-    {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        signal(SIGPIPE, SIG_IGN);   /* a vanished console reader must not kill the runner */
-        if (pipe(chld_pipe) != 0) {
-            fprintf(stderr, "pcert: pipe failed: %s\n", pcert_errno_name(errno));
-            finish(2);
-        }
-        fcntl(chld_pipe[0], F_SETFL, O_NONBLOCK), fcntl(chld_pipe[1], F_SETFL, O_NONBLOCK);
-        fcntl(chld_pipe[0], F_SETFD, FD_CLOEXEC), fcntl(chld_pipe[1], F_SETFD, FD_CLOEXEC);
-        sa.sa_handler = on_sigchld;
-        sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGCHLD, &sa, NULL);
-    }
-    print_start(first, 1);
 #endif
-    for (idx = first; idx < pcert_ncases; idx++)
+#ifndef PCERT_NO_FORK
+    signal(SIGPIPE, SIG_IGN);   /* a vanished console reader must not kill the runner */
+#endif
+    setvbuf(stdout, out_buf, _IOFBF, sizeof out_buf);
+    print_start(first);
+    for (idx = first; idx < end && idx < pcert_ncases; idx++)
         if (selected(only, pcert_cases[idx].id)) run_one(idx, timeout), ran++;
     rec_begin("end"), rec_num("ran", ran), rec_num("clock", now_ns()), rec_send();
     finish(0);
