@@ -67,6 +67,7 @@ class Collector:
         self._settled: set[int] = set()    # kept as it changes: progress asks for it often
         self._progress_in_boot = 0
         self._boundaries: list[int] = []  # offsets of accepted start, begin and end records
+        self.current: int | None = None
 
     # -- boots -------------------------------------------------------------------------------
 
@@ -75,6 +76,7 @@ class Collector:
         if self.boot >= 0:
             self._parser.new_boot()
         self.boot, self.boot_start, self.end = boot, None, None
+        self.current = None  # index of the test case running now, if any
         self._progress_in_boot = 0
 
     @property
@@ -185,6 +187,7 @@ class Collector:
                 self._anomaly(record, "test case begun twice")
                 return
             case.begin, case.begin_time, case.begin_boot = record, now, self.boot
+            self.current = int(record.fields["idx"])
             self._progress(record)
         elif kind == "out":
             case = self._case_for(record)
@@ -212,6 +215,7 @@ class Collector:
         else:
             case.result, case.result_time = record, now
             self._settled.add(int(record.fields["idx"]))
+            self.current = None
             if self.first_result_time is None:
                 self.first_result_time = now
             self._progress(record)

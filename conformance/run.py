@@ -243,11 +243,14 @@ class _Run:
         self.dirty = False              # progress not yet in a checkpoint
         self.stop = threading.Event()
         self.clock0 = time.monotonic()
-        max_case_timeout = max((tc.timeout_s for tc in p.plan.test_cases), default=10)
-        idle = p.options.idle_timeout_s or p.target.machine.idle_timeout_s
-        self.timeouts = Timeouts(idle_s=max(idle, max(max_case_timeout, p.options.timeout_s or 0)
-                                            + IDLE_MARGIN_S),
-                                 run_s=p.target.machine.run_timeout_s)
+        # The host waits a little longer than the guest would for each test case, so the
+        # guest's own timeout (a precise verdict) always fires first.
+        default_case = p.options.timeout_s or 10
+        self.timeouts = Timeouts(
+            idle_s=p.options.idle_timeout_s or p.target.machine.idle_timeout_s,
+            run_s=p.target.machine.run_timeout_s,
+            case_s=tuple((tc.timeout_s if tc.timeout_from_spec else default_case) + IDLE_MARGIN_S
+                         for tc in p.plan.test_cases))
         self.boots: list[dict] = list(resumed_boots)
         self.sessions: list[Session] = []
         workers = shards(len(self.ids), jobs)

@@ -55,8 +55,15 @@ class BootRecord:
 
 @dataclass
 class Timeouts:
-    idle_s: float
+    idle_s: float          # silence allowed outside a test case (booting, between cases)
     run_s: float
+    case_s: tuple[float, ...] = ()  # per planned test case: silence allowed while it runs
+
+    def idle_for(self, index: int | None) -> float:
+        """A hang costs its own test case's timeout, not the longest of the plan."""
+        if index is None or index >= len(self.case_s):
+            return self.idle_s
+        return max(self.idle_s, self.case_s[index])
 
 
 class Session:
@@ -184,7 +191,8 @@ class Session:
             if len(self._boot_bytes) > 2 * TAIL_BYTES:  # trimmed now and then, not every chunk
                 del self._boot_bytes[:-TAIL_BYTES]
 
-        outcome = machine.run(on_output, idle_timeout_s=self.timeouts.idle_s,
+        outcome = machine.run(on_output,
+                              idle_timeout_s=lambda: self.timeouts.idle_for(collector.current),
                               run_timeout_s=self.timeouts.run_s,
                               until=lambda: collector.ended or stop.is_set())
         with self.lock:
@@ -197,7 +205,8 @@ class Session:
             collector.abandon_boot()
             why = HOST_STOP
         elif not collector.ended:
-            why = stop_reason(outcome, bytes(self._boot_bytes), idle_timeout_s=self.timeouts.idle_s,
+            why = stop_reason(outcome, bytes(self._boot_bytes),
+                              idle_timeout_s=self.timeouts.idle_for(collector.current),
                               run_timeout_s=self.timeouts.run_s)
             index = collector.stop_boot(why, sink.size)
             in_flight = collector.planned_ids[index] if index is not None else None

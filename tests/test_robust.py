@@ -102,6 +102,29 @@ def test_faults_in_a_linux_guest_are_classified_and_lose_nothing(tmp_path):
     assert main(["verify", str(out)]) == 0
 
 
+@pytest.mark.qemu
+def test_faults_on_bare_metal_reboot_at_the_next_test_case(tmp_path):
+    ready("baremetal-aarch64-picolibc")
+    out = tmp_path / "b"
+    run_ok("run", "--target", "baremetal-aarch64-picolibc", "--checks", "behaviour",
+           "--specs", str(FAULTS), "--only", ",".join(FAULT_IDS + NORMAL[:3]), "--out", str(out),
+           "-j", "1")
+    v = verdicts(out)
+    # No processes: a crash, a hang or an exit ends the image; the host boots it again at the
+    # next test case, tries the culprit once more, then gives up on it.
+    crash, hang, exit_ = v["TC-write-901"], v["TC-nanosleep-901"], v["TC-write-902"]
+    assert crash[0] == hang[0] == exit_[0] == "UNRESOLVED"
+    assert crash[1].startswith("guest exited with status")
+    assert hang[1].startswith("hung: no progress for 20 s")   # the target floor (its own 2+15 s is less)
+    assert exit_[1].startswith("guest exited with status 3")
+    assert all("took the OS down 2 times" in r for _, r in (crash, hang, exit_))
+    assert v["TC-write-903"][0] == v["TC-write-904"][0] == v["TC-write-905"][0] == "UNTESTED"
+    assert v["TC-write-906"] == ("PASS", "")
+    assert v["TC-write-907"][0] == "FAIL"
+    assert all(v[tc] == ("PASS", "") for tc in NORMAL[:3])
+    assert main(["verify", str(out)]) == 0
+
+
 def _wait_for(path: Path, needle: bytes, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -99,10 +99,15 @@ class Machine(ABC):
             return KILLED
         return EXITED
 
-    def run(self, on_output: Callable[[bytes], None], *, idle_timeout_s: float,
+    def run(self, on_output: Callable[[bytes], None], *,
+            idle_timeout_s: float | Callable[[], float],
             run_timeout_s: float, until: Callable[[], bool] | None = None,
             end_grace_s: float = 3.0) -> RunOutcome:
-        """Run the image to its end, streaming its console to `on_output`."""
+        """Run the image to its end, streaming its console to `on_output`.
+
+        `idle_timeout_s` may be a function, asked again at every wait: the caller knows which
+        test case is running and how long it may stay silent."""
+        idle_of = idle_timeout_s if callable(idle_timeout_s) else (lambda: idle_timeout_s)
         command = self.command()
         start = time.monotonic()
         process = self._start()
@@ -114,6 +119,7 @@ class Machine(ABC):
         try:
             while True:
                 now = time.monotonic()
+                idle_timeout_s = idle_of()
                 if done_at is None and until is not None and until():
                     done_at = now
                 if now - start >= run_timeout_s:
