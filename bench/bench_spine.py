@@ -48,7 +48,8 @@ def build_times(target_name: str) -> tuple[float, float]:
 def one_run(target_name: str, out: Path) -> dict:
     quiet = Progress(open("/dev/null", "w"), interactive=False)
     t0 = time.perf_counter()
-    execute(RunOptions(target=target_name, out=out), progress=quiet)
+    # One worker: the figures are per boot, and a second QEMU would share the two cores.
+    execute(RunOptions(target=target_name, out=out, jobs=1, checks="behaviour"), progress=quiet)
     total = time.perf_counter() - t0
     manifest = json.loads((out / "manifest.json").read_text())
     results = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
