@@ -43,7 +43,7 @@ def main() -> None:
     target = load_target(args.target)
     plan = make_plan(Catalog.load(), load_profile(args.profile), multi_process=target.multi_process)
     ids = frozenset(tc.id for tc in plan.test_cases)
-    common = dict(target=args.target, profile=args.profile)
+    common = dict(target=args.target, profile=args.profile, checks="behaviour")
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
