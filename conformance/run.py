@@ -28,7 +28,7 @@ from pathlib import Path
 from evidence.fingerprints import environment_sha256
 from evidence.format import make_run_id
 from evidence.index import RunIndex
-from evidence.writer import BundleWriter
+from evidence.writer import BundleWriter, resumable_manifest
 from reports.render import render_reports
 from targets import kernel as kernels
 from targets.definition import Target, load_target
@@ -590,15 +590,8 @@ class Resumed:
 
 
 def _load_resume(bundle: Path) -> Resumed:
+    manifest = resumable_manifest(bundle)
     manifest_path = bundle / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise RunError(f"{manifest_path}: cannot be read ({exc}); --resume needs the bundle of "
-                       "an interrupted run") from None
-    if manifest.get("status") != "incomplete":
-        raise RunError(f"{bundle}: status is {manifest.get('status')!r}: only an incomplete run "
-                       "can be resumed")
     if "options" not in manifest:
         raise RunError(f"{manifest_path}: has no 'options'; it was not written by a pcert that "
                        "can resume runs")

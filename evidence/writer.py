@@ -32,6 +32,20 @@ from .reader import read_json, read_jsonl
 from .schema import validate
 
 
+def resumable_manifest(directory: Path | str) -> dict:
+    """The manifest of an interrupted run's bundle (its last checkpoint), or BundleError."""
+    manifest_path = Path(directory) / fmt.MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{manifest_path}: cannot be read ({exc}); only a bundle with a "
+                          "checkpoint manifest can be resumed") from None
+    if manifest.get("status") != "incomplete":
+        raise BundleError(f"{manifest_path}: status is {manifest.get('status')!r}; only an "
+                          "incomplete run can be resumed")
+    return manifest
+
+
 class BundleWriter:
     """Creates ``directory`` (which must not exist or be empty) and writes evidence into it."""
 
@@ -51,15 +65,7 @@ class BundleWriter:
 
     def _reopen(self) -> None:
         """Continue an interrupted run: its last checkpoint says what was written."""
-        manifest_path = self.path / fmt.MANIFEST
-        try:
-            manifest = json.loads(manifest_path.read_bytes())
-        except (OSError, ValueError) as exc:
-            raise BundleError(f"{manifest_path}: cannot be read ({exc}); only a bundle with a "
-                              "checkpoint manifest can be resumed") from None
-        if manifest.get("status") != "incomplete":
-            raise BundleError(f"{manifest_path}: status is {manifest.get('status')!r}; only an "
-                              "incomplete run can be resumed")
+        manifest = resumable_manifest(self.path)
         for name, entry in manifest.get("files", {}).items():
             if not fmt.is_console(name):
                 self.written[name] = entry["sha256"]
