@@ -58,21 +58,11 @@ def suspect_links(bundle, current_requirements: dict[str, str] | None,
     suspect: dict[Link, list[str]] = {}
     for link, (fingerprint, procedure) in sorted(links_as_run(bundle).items()):
         requirement_id, testcase_id = link
-        reasons = []
-        if current_requirements is not None:
-            now = current_requirements.get(requirement_id)
-            if now is None:
-                reasons.append(REQUIREMENT_GONE)
-            elif now != fingerprint:
-                reasons.append(f"{REQUIREMENT_CHANGED} (fingerprint {_short(fingerprint)} "
-                               f"now {_short(now)})")
-        if current_procedures is not None:
-            now = current_procedures.get(testcase_id)
-            if now is None:
-                reasons.append(TESTCASE_GONE)
-            elif now != procedure:
-                reasons.append(f"{PROCEDURE_CHANGED} (sha256 {_short(procedure)} now "
-                               f"{_short(now)})")
+        reasons = [reason for reason in (
+            _compare(current_requirements, requirement_id, fingerprint, REQUIREMENT_GONE,
+                     REQUIREMENT_CHANGED, "fingerprint"),
+            _compare(current_procedures, testcase_id, procedure, TESTCASE_GONE,
+                     PROCEDURE_CHANGED, "sha256")) if reason]
         if reasons:
             suspect[(requirement_id, testcase_id)] = reasons
     return suspect
@@ -102,3 +92,16 @@ def inconsistent_links(bundle) -> dict[Link, list[str]]:
             if reasons:
                 found[(requirement_id, testcase["id"])] = reasons
     return found
+
+
+def _compare(current: dict[str, str] | None, key: str, as_run: str, gone: str, changed: str,
+             what: str) -> str:
+    """Why the link is suspect on this side ("" when it is not, or the side is not compared)."""
+    if current is None:
+        return ""
+    now = current.get(key)
+    if now is None:
+        return gone
+    if now != as_run:
+        return f"{changed} ({what} {_short(as_run)} now {_short(now)})"
+    return ""

@@ -27,9 +27,12 @@ Outcome reasons:
 
 from __future__ import annotations
 
+import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -107,6 +110,28 @@ class Machine(ABC):
 
         `idle_timeout_s` may be a function, asked again at every wait: the caller knows which
         test case is running and how long it may stay silent."""
+        with self._prepared():
+            return self._run(on_output, idle_timeout_s=idle_timeout_s,
+                             run_timeout_s=run_timeout_s, until=until, end_grace_s=end_grace_s)
+
+    @contextmanager
+    def _prepared(self) -> Iterator[None]:
+        """What a driver sets up around one run (a fresh working directory); nothing here."""
+        yield
+
+    @contextmanager
+    def _fresh_workdir(self, prefix: str) -> Iterator[Path]:
+        """A temporary working directory for one run, as `self._workdir`, removed after it."""
+        with tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True) as workdir:
+            self._workdir = Path(workdir)
+            try:
+                yield self._workdir
+            finally:
+                self._workdir = None
+
+    def _run(self, on_output: Callable[[bytes], None], *,
+             idle_timeout_s: float | Callable[[], float], run_timeout_s: float,
+             until: Callable[[], bool] | None, end_grace_s: float) -> RunOutcome:
         idle_of = idle_timeout_s if callable(idle_timeout_s) else (lambda: idle_timeout_s)
         command = self.command()
         start = time.monotonic()

@@ -17,12 +17,12 @@ import os
 import select
 import signal
 import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
-from targets.drivers.base import REAP_TIMEOUT_S, TERM_GRACE_S, Machine, Process, RunOutcome
+from targets.drivers.base import REAP_TIMEOUT_S, TERM_GRACE_S, Machine, Process
 from targets.errors import TargetError
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -46,19 +46,11 @@ class HostMachine(Machine):
     def environment(self, workdir: Path) -> dict[str, str]:
         return {"PATH": DEFAULT_PATH, "LC_ALL": "C", "HOME": str(workdir), **self.guest_env}
 
-    def run(self, on_output: Callable[[bytes], None], *, idle_timeout_s: float,
-            run_timeout_s: float, until: Callable[[], bool] | None = None,
-            end_grace_s: float = 3.0) -> RunOutcome:
-        """Run the binary in a fresh working directory, streaming its output to `on_output`."""
-        with tempfile.TemporaryDirectory(prefix="pcert-host-",
-                                         ignore_cleanup_errors=True) as workdir:
-            self._workdir = Path(workdir)
-            try:
-                return super().run(on_output, idle_timeout_s=idle_timeout_s,
-                                   run_timeout_s=run_timeout_s, until=until,
-                                   end_grace_s=end_grace_s)
-            finally:
-                self._workdir = None
+    @contextmanager
+    def _prepared(self) -> Iterator[None]:
+        """Each run starts in a fresh, empty working directory."""
+        with self._fresh_workdir("pcert-host-"):
+            yield
 
     def _start(self) -> Process:
         if not self.binary.is_file():

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from targets.definition import Target
-from targets.drivers.base import EXITED, KILLED, Process, RunOutcome
+from targets.drivers.base import EXITED, KILLED, Process
 from targets.drivers.qemu import QemuMachine
 from targets.errors import TargetError
 
@@ -52,22 +52,15 @@ class SemihostMachine(QemuMachine):
     def image_argument(self) -> str:
         return IMAGE_NAME
 
-    def run(self, on_output: Callable[[bytes], None], *, idle_timeout_s: float,
-            run_timeout_s: float, until: Callable[[], bool] | None = None,
-            end_grace_s: float = 3.0) -> RunOutcome:
-        """Run the image in a fresh directory, streaming what it prints to `on_output`."""
+    @contextmanager
+    def _prepared(self) -> Iterator[None]:
+        """Each run starts in a fresh directory holding only the image: semihosting gives the
+        program file access relative to it."""
         if self.image is None or not self.image.is_file():
             raise TargetError(f"{self.image}: image not found (build it first)")
-        with tempfile.TemporaryDirectory(prefix="pcert-semihost-",
-                                         ignore_cleanup_errors=True) as workdir:
-            self._workdir = Path(workdir)
-            _place(self.image, self._workdir / IMAGE_NAME)
-            try:
-                return super().run(on_output, idle_timeout_s=idle_timeout_s,
-                                   run_timeout_s=run_timeout_s, until=until,
-                                   end_grace_s=end_grace_s)
-            finally:
-                self._workdir = None
+        with self._fresh_workdir("pcert-semihost-") as workdir:
+            _place(self.image, workdir / IMAGE_NAME)
+            yield
 
     def _start(self, cwd: Path | None = None) -> Process:
         assert self._workdir is not None, "run() sets the working directory"
