@@ -38,6 +38,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from evidence.fastschema import compile_schema
+
 from . import conditions
 from .conditions import describe_expectation
 from .requirements import Requirement
@@ -310,8 +312,15 @@ def schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
+@cache
+def _fast_check():
+    return compile_schema(schema())
+
+
 def _schema_problems(data, where: _Positions) -> set[tuple[int, str, str]]:
     """(line, field, message) of every schema violation."""
+    if _fast_check()(data) is True:  # jsonschema would agree; it words the problems otherwise
+        return set()
     validator = jsonschema.Draft202012Validator(schema())
     return {(where.line(path), format_path(path), message)
             for error in validator.iter_errors(data) for path, message in _explain(error)}

@@ -11,9 +11,9 @@ the two on many generated records.
 >>> check({"a": 1}), check({"a": -1}), check({"a": 1.0})
 (True, False, None)
 
-Supported: type, required, properties, additionalProperties, propertyNames, items, pattern,
-minLength, minimum, exclusiveMinimum, enum, const, oneOf, allOf, not, if/then, $ref to
-``#/$defs``,
+Supported: type, required, dependentRequired, properties, additionalProperties, propertyNames,
+minProperties, items, minItems, uniqueItems, pattern, minLength, minimum, maximum,
+exclusiveMinimum, enum, const, oneOf, anyOf, allOf, not, if/then, $ref to ``#/$defs``,
 and the annotations (description, title, $schema, $id, $defs). Any other keyword makes the
 compiled check answer None for every instance.
 """
@@ -209,7 +209,50 @@ def _ref(argument, schema, root) -> Check:
     return check
 
 
+def _any_of(argument, schema, root) -> Check:
+    subs = [compile_schema(sub, root) for sub in argument]
+
+    def check(value):
+        answers = [sub(value) for sub in subs]
+        if True in answers:
+            return True
+        return None if None in answers else False
+    return check
+
+
+def _min_items(argument, schema, root) -> Check:
+    return lambda value: len(value) >= argument if isinstance(value, list) else True
+
+
+def _min_properties(argument, schema, root) -> Check:
+    return lambda value: len(value) >= argument if isinstance(value, dict) else True
+
+
+def _unique_items(argument, schema, root) -> Check:
+    if argument is not True:
+        return lambda value: True
+
+    def check(value):
+        if not isinstance(value, list):
+            return True
+        try:  # JSON equality differs from Python's for 1 and true: ask jsonschema then
+            if any(isinstance(item, (bool, int, float, list, dict)) for item in value):
+                return None
+            return len(set(value)) == len(value)
+        except TypeError:
+            return None
+    return check
+
+
+def _dependent_required(argument, schema, root) -> Check:
+    return lambda value: all(name in value for key, names in argument.items() if key in value
+                             for name in names) if isinstance(value, dict) else True
+
+
 _KEYWORDS = {
+    "anyOf": _any_of, "minItems": _min_items, "minProperties": _min_properties,
+    "uniqueItems": _unique_items, "dependentRequired": _dependent_required,
+    "maximum": _number(lambda v, a: v <= a),
     "type": _type, "required": _required, "properties": _properties,
     "additionalProperties": _additional, "propertyNames": _property_names, "items": _items,
     "pattern": _pattern, "minLength": _min_length,

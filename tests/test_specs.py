@@ -116,6 +116,58 @@ def test_builtin_file_matches_the_schema(path):
     assert load_spec_file(path).unit == data["unit"]
 
 
+def _mutations(data, rng: random.Random, count: int):
+    """Copies of a spec file's data with one thing broken or changed at a random place."""
+    def nodes(node, path=()):
+        yield path, node
+        children = node.items() if isinstance(node, dict) else \
+            enumerate(node) if isinstance(node, list) else ()
+        for key, value in children:
+            yield from nodes(value, path + (key,))
+
+    places = list(nodes(data))
+    for _ in range(count):
+        copy = json.loads(json.dumps(data))
+        path, node = rng.choice(places)
+        parent = copy
+        for key in path[:-1]:
+            parent = parent[key]
+        key = path[-1] if path else None
+        change = rng.choice(["drop", "type", "dup", "empty", "extra"])
+        if key is None:
+            copy = [copy]
+        elif change == "drop" and isinstance(parent, (dict, list)):
+            del parent[key]
+        elif change == "type":
+            parent[key] = rng.choice([1, True, None, "x", [], {}, 2.5, -1, 99999])
+        elif change == "dup" and isinstance(node, list) and node:
+            parent[key] = node + node[:1]
+        elif change == "empty":
+            parent[key] = type(node)() if isinstance(node, (list, dict, str)) else node
+        elif isinstance(node, dict):
+            node = dict(node, zz_unknown=1)
+            parent[key] = node
+        yield copy
+
+
+def test_fast_schema_check_never_accepts_what_jsonschema_rejects():
+    """Spec files are checked by evidence.fastschema first (ten times faster); only its True is
+    trusted, so it must never say True where jsonschema finds a problem."""
+    fast = conformance.specitems._fast_check()
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+    rng = random.Random(1)
+    agreed = 0
+    for path in BUILTIN_FILES:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert fast(data) is True, path
+        for mutant in _mutations(data, rng, 40):
+            valid = not any(True for _ in validator.iter_errors(mutant))
+            answer = fast(mutant)
+            assert answer is not True or valid, (path, mutant)
+            agreed += answer is valid
+    assert agreed > 0.9 * 40 * len(BUILTIN_FILES)  # and it is rarely unsure
+
+
 def test_demo_file_is_valid(tmp_path):
     specs = load_spec_dirs([write(tmp_path, "demo.yaml", DEMO).parent])
     tc = specs.test_cases["TC-open-900"]
