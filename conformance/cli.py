@@ -44,13 +44,17 @@ def _cmd_run(args) -> int:
     only = frozenset(x for x in args.only.split(",") if x) if args.only else None
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"-j {args.jobs}: give at least 1 worker")
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed}: give a number >= 0")
+    if args.examples < 1:
+        raise UsageError(f"--examples {args.examples}: give at least 1")
     options = RunOptions(target=args.target, profile=args.profile,
                          out=Path(args.out) if args.out else None,
                          kernel=Path(args.kernel) if args.kernel else None,
                          spec_dirs=tuple(Path(d) for d in args.specs), only=only,
                          timeout_s=args.timeout, idle_timeout_s=args.idle_timeout,
                          jobs=args.jobs, resume=Path(args.resume) if args.resume else None,
-                         checks=args.checks)
+                         checks=args.checks, seed=args.seed, max_examples=args.examples)
     if options.kernel is not None and not options.kernel.is_file():
         raise UsageError(f"--kernel {options.kernel}: no such file")
     for spec_dir in options.spec_dirs:
@@ -164,9 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="host watchdog: no console progress for this long means hung (seconds)")
     run.add_argument("-j", "--jobs", type=int, help="parallel workers (default: one per CPU)")
     run.add_argument("--resume", metavar="BUNDLE", help="finish an interrupted run's bundle")
-    run.add_argument("--checks", choices=("all", "behaviour", "presence"), default="all",
+    run.add_argument("--checks", choices=("all", "behaviour", "presence", "differential"),
+                     default="all",
                      help="presence: compile and link checks only, no boot; behaviour: only the "
-                          "test cases run in the image; all (default): both")
+                          "test cases run in the image; differential: only the generated-input "
+                          "checks through the agent (docs/agent.md); all (default): all three")
+    run.add_argument("--seed", type=int, default=0,
+                     help="differential checks: Hypothesis seed (default 0; same seed, same "
+                          "examples)")
+    run.add_argument("--examples", type=int, default=100,
+                     help="differential checks: examples per property at most (default 100)")
     run.set_defaults(func=_cmd_run)
 
     verify = sub.add_parser("verify", help="check a bundle's integrity")

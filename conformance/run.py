@@ -39,6 +39,7 @@ from targets.toolchain import BuildInfo, Toolchain
 
 from . import version
 from .catalog import Catalog
+from .agent.bundle import PREFIX as DIFFERENTIAL_PREFIX, Differential, plan_differential
 from .collect import TET_CODES, Collector
 from .errors import RunError, RunInterrupted
 from .generate import GeneratedSources, generate
@@ -48,6 +49,7 @@ from .presence.bundle import write_presence_bundle
 from .profiles import load_profile
 from .progress import Progress
 from .session import BootRecord, Session, Timeouts
+from .agent.transport import CALL_TIMEOUT_S
 
 BOOTS = "boots.jsonl"
 IDLE_MARGIN_S = 15  # the host waits this much longer than the longest guest-side timeout
@@ -69,7 +71,9 @@ class RunOptions:
     idle_timeout_s: float | None = None   # host: no console progress for this long → hung
     jobs: int | None = None               # parallel workers; None: one per CPU
     resume: Path | None = None
-    checks: str = "all"                   # all | behaviour | presence
+    checks: str = "all"                   # all | behaviour | presence | differential
+    seed: int = 0                         # differential: Hypothesis seed
+    max_examples: int = 100               # differential: examples per property at most
 
     def to_json(self) -> dict:
         """What a resumed run needs to plan the same run again."""
@@ -78,7 +82,8 @@ class RunOptions:
                 "specs": [str(p) for p in self.spec_dirs],
                 "only": sorted(self.only) if self.only is not None else None,
                 "timeout_s": self.timeout_s, "idle_timeout_s": self.idle_timeout_s,
-                "jobs": self.jobs, "checks": self.checks}
+                "jobs": self.jobs, "checks": self.checks, "seed": self.seed,
+                "max_examples": self.max_examples}
 
     @classmethod
     def from_json(cls, data: dict, resume: Path) -> "RunOptions":
@@ -88,6 +93,7 @@ class RunOptions:
                    only=frozenset(data["only"]) if data.get("only") is not None else None,
                    timeout_s=data.get("timeout_s"), idle_timeout_s=data.get("idle_timeout_s"),
                    jobs=data.get("jobs"), checks=data.get("checks", "behaviour"),
+                   seed=data.get("seed", 0), max_examples=data.get("max_examples", 100),
                    out=resume, resume=resume)
 
 
@@ -139,15 +145,15 @@ def _stage_sources(files: dict[str, bytes], cache: Path) -> Path:
     return stage
 
 
-def shards(count: int, jobs: int) -> list[tuple[int, int]]:
-    """Contiguous, near-equal index ranges, one per worker.
+def shards(count: int, jobs: int) -> list[range]:
+    """The plan indexes of each worker: every jobs-th, interleaved, so the slow units (signals
+    that wait for alarms, timed waits) are spread over all workers instead of one.
 
     >>> shards(5, 2)
-    [(0, 3), (3, 5)]
+    [range(0, 5, 2), range(1, 5, 2)]
     """
     jobs = max(1, min(jobs, count))
-    bounds = [count * w // jobs for w in range(jobs + 1)]
-    return [(bounds[w], bounds[w + 1]) for w in range(jobs)]
+    return [range(w, count, jobs) for w in range(jobs)]
 
 
 def console_name(worker: int) -> str:
@@ -169,11 +175,17 @@ class Prepared:
     image: object
     presence: PresenceRun | None = None
     build: BuildInfo | None = None
+    differential: Differential | None = None
+
+    @property
+    def differential_base(self) -> int:
+        return len(self.plan.test_cases) + (len(self.presence.testcases) if self.presence else 0)
 
     @property
     def planned_ids(self) -> list[str]:
         """Behavioural test cases first (their index is the guest's), then presence checks."""
         extra = [t["id"] for t in self.presence.testcases] if self.presence else []
+        extra += self.differential.ids if self.differential else []
         return [tc.id for tc in self.plan.test_cases] + extra
 
     def presence_rows(self) -> tuple[list[dict], list[dict]]:
@@ -192,13 +204,20 @@ def prepare(options: RunOptions, progress: Progress) -> Prepared:
     if problems:
         raise RunError(f"target {target.name} is not ready: " + "; ".join(problems))
     catalog = Catalog.load(tuple(options.spec_dirs))
-    only_presence = None
+    only_presence = only_differential = None
     only = options.only
     if only is not None:  # presence checks are named TC-H-, TC-L-, TC-NS-: not spec items
         only_presence = frozenset(i for i in only if i.startswith(PRESENCE_PREFIXES))
-        only = only - only_presence
+        only_differential = frozenset(i for i in only if i.startswith(DIFFERENTIAL_PREFIX))
+        only = only - only_presence - only_differential
     plan = make_plan(catalog, profile, multi_process=target.multi_process, only=only)
-    if not plan.test_cases:
+    differential = None
+    if options.checks in ("all", "differential") and only_differential != frozenset():
+        differential = plan_differential(catalog, target, only=only_differential,
+                                         seed=options.seed, max_examples=options.max_examples,
+                                         runtime_dir=runtime_dir(),
+                                         interfaces=frozenset(plan.interfaces))
+    if not plan.test_cases and not differential:
         raise RunError(f"profile {profile.label} selects no test case on {target.name}")
     cache = cache_root(options.cache_dir)
     progress.phase("plan", f"{profile.label} on {target.name}: {len(plan.test_cases)} test cases, "
@@ -211,8 +230,8 @@ def prepare(options: RunOptions, progress: Progress) -> Prepared:
     generated = [stage / n for n in sorted(sources.files)]
     # A generated unit the target cannot compile is left out; its test cases report
     # UNSUPPORTED with the compiler's reason (stubs), the runtime itself must build.
-    build = toolchain.cached_build_info([*generated, rt / "pcert.c"], [rt], cache / "build",
-                                        optional=generated)
+    build = toolchain.cached_build_info([*generated, rt / "pcert.c", rt / "pcert_agent.c"], [rt],
+                                        cache / "build", optional=generated)
     binary = build.path
     kernel = None
     if target.needs_kernel:
@@ -226,8 +245,10 @@ def prepare(options: RunOptions, progress: Progress) -> Prepared:
                                 cache_dir=cache, progress=progress)
         if only_presence is not None:
             presence = _select_presence(presence, only_presence)
+    if options.checks == "differential":  # the same image as `all`; only its agent mode runs
+        plan = replace(plan, test_cases=[], requirements=[])
     return Prepared(options, target, catalog, plan, sources, toolchain, binary, kernel, image,
-                    presence, build)
+                    presence, build, differential)
 
 
 class _Run:
@@ -317,19 +338,22 @@ class _Run:
             c = session.collector
             size = session.sink.size
             mine = c.results(stop_reason=session.last_stop or stop_reason, console_size=size)
-            for row in mine[session.lo:session.hi]:
+            for row in (mine[i] for i in session.shard):
                 if session.worker:  # ranges point into this worker's own log
                     for span in [row["console"]] + [a["console"] for a in row["attempts"]]:
                         if span is not None:
                             span["file"] = session.console_name
                 rows.append(row)
             anomalies += [dict(a, worker=session.worker) for a in c.anomalies]
+        rows.sort(key=lambda row: row["index"])  # workers' shards interleave
         procedures = self.p.sources.procedures
         for row in rows:
             tc = self.p.catalog.spec_set.test_cases[row["id"]]
             row["verifies"] = list(tc.verifies)
             row["procedure_sha256"] = procedures[tc.id].sha256
         rows += self.p.presence_rows()[1]
+        if self.p.differential is not None:
+            rows += self.p.differential.result_rows(self.p.differential_base)
         # What each result was obtained against: a later change to any of it makes the
         # result's links suspect (reports/suspect.py).
         for row in rows:
@@ -372,6 +396,8 @@ class _Run:
                      "anomalies": len(anomalies)},
             "summary": summary,
         }
+        if self.p.differential is not None:
+            manifest["differential"] = self.p.differential.manifest()
         if status == "checkpoint":
             return self.writer.checkpoint(manifest)
         return manifest
@@ -459,13 +485,18 @@ def _requirements(p: Prepared) -> list[dict]:
     by_id = {r.id: r for r in p.plan.requirements}
     for r in (p.presence.requirements if p.presence else []):
         by_id.setdefault(r.id, r)
+    for rid in (p.differential.requirement_ids() if p.differential else []):
+        if rid not in by_id:
+            by_id[rid] = p.catalog.requirement(rid)
     return [by_id[i].to_json() for i in sorted(by_id)]
 
 
 def _write_static(writer: BundleWriter, p: Prepared) -> None:
     writer.write_json("requirements.json", _requirements(p))
+    differential = p.differential.testcase_rows(p.differential_base, CALL_TIMEOUT_S) \
+        if p.differential else []
     writer.write_json("testcases.json", _testcases_json(p.plan, p.sources.procedures)
-                      + p.presence_rows()[0])
+                      + p.presence_rows()[0] + differential)
     for name, data in sorted(p.sources.files.items()):
         writer.write_bytes(f"procedures/{name}", data)
     if p.build.stub_source is not None:
@@ -473,8 +504,10 @@ def _write_static(writer: BundleWriter, p: Prepared) -> None:
     for name, data in sorted((p.presence.files if p.presence else {}).items()):
         writer.write_bytes(name, data)
     rt = runtime_dir()
-    for name in ("pcert.c", "pcert.h"):
+    for name in ("pcert.c", "pcert.h", "pcert_internal.h", "pcert_agent.c"):
         writer.add_file(f"procedures/runtime/{name}", rt / name)
+    if p.differential is not None:
+        p.differential.write_sources(writer)
 
 
 def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
@@ -519,6 +552,8 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         run.run_sessions()
+        if p.differential is not None:  # after the behavioural boots; re-run on --resume
+            run_differential(run)
     except KeyboardInterrupt as exc:
         interrupted = exc
     finally:
@@ -536,6 +571,30 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
     reports = render_reports(out)
     _index(out)
     return RunResult(bundle=out, summary=manifest["summary"], reports=reports)
+
+
+def run_differential(run: _Run) -> None:
+    """Boot the same image in agent mode and run the differential properties (docs/agent.md);
+    its console is appended to worker 0's console log, each boot's range in the manifest."""
+    from .agent.session import AgentSession, AgentTimeouts
+
+    p, diff = run.p, run.p.differential
+    if diff.unsupported is not None:
+        return
+    diff.outcomes.clear()
+    machine = p.target.machine
+    timeouts = AgentTimeouts(boot_s=machine.boot_timeout_s,
+                             idle_s=p.options.idle_timeout_s or machine.idle_timeout_s,
+                             run_s=machine.run_timeout_s, call_s=CALL_TIMEOUT_S)
+    session = AgentSession(lambda env: make_machine(
+        p.target, binary=p.binary, image=p.image, kernel=p.kernel,
+        guest_env={"PCERT_NONCE": run.nonce, **env}, agent=True),
+        run.nonce, run.sessions[0].sink, timeouts=timeouts,
+        console_name=run.sessions[0].console_name, clock0=run.clock0)
+    run.progress.phase("differential", f"{len(diff.properties)} properties, seed {diff.seed}, "
+                                       f"at most {diff.max_examples} examples each")
+    diff.run(session, clock0=run.clock0, progress=run.progress, stop=run.stop)
+    diff.write_files(run.writer)
 
 
 def _select_presence(presence: PresenceRun, ids: frozenset[str]) -> PresenceRun:

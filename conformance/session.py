@@ -12,7 +12,7 @@ States of one boot, explicitly:
                     └──▶ stopped (no end record)     → attempt lost by the test case in flight
                          └─ no progress twice        → the rest is given up: UNINITIATED
 
-    session = Session(factory, collector, sink, shard=(0, n), timeouts=...)
+    session = Session(factory, collector, sink, shard=range(0, n), timeouts=...)
     boots = session.run()
 """
 
@@ -68,13 +68,13 @@ class Timeouts:
 
 class Session:
     def __init__(self, machine_for: Callable[[dict[str, str]], Machine], collector: Collector,
-                 sink, *, shard: tuple[int, int], timeouts: Timeouts, worker: int = 0,
+                 sink, *, shard: range, timeouts: Timeouts, worker: int = 0,
                  console_name: str = "console.log", clock0: float | None = None,
                  lock: threading.RLock | None = None, append_max: int = 2047):
         self.machine_for = machine_for
         self.collector = collector
         self.sink = sink
-        self.lo, self.hi = shard
+        self.shard = shard  # the plan indexes of this worker: every step-th from its start
         self.timeouts = timeouts
         self.worker = worker
         self.console_name = console_name
@@ -89,7 +89,7 @@ class Session:
         self.max_only_chars = max(64, append_max - ONLY_MARGIN)
 
     def _mine(self, indexes: list[int]) -> list[int]:
-        return [i for i in indexes if self.lo <= i < self.hi]
+        return [i for i in indexes if i in self.shard]
 
     def _next_env(self) -> dict[str, str] | None:
         todo = self._mine(self.collector.unsettled())
@@ -97,7 +97,8 @@ class Session:
             return None
         fresh = [i for i in todo if self.collector.attempts(i) == 0]
         if fresh:
-            return {"PCERT_FIRST": str(fresh[0]), "PCERT_END": str(self.hi)}
+            return {"PCERT_FIRST": str(fresh[0]), "PCERT_END": str(self.shard.stop),
+                    **self._step_env()}
         ids, length = [], 0
         for i in todo:  # retries: a batch that fits on the command line
             tc = self.collector.planned_ids[i]
@@ -105,15 +106,20 @@ class Session:
                 break
             ids.append(tc)
             length += len(tc) + 1
-        return {"PCERT_FIRST": str(todo[0]), "PCERT_END": str(self.hi), "PCERT_ONLY": ",".join(ids)}
+        return {"PCERT_FIRST": str(todo[0]), "PCERT_END": str(self.shard.stop),
+                "PCERT_ONLY": ",".join(ids)}
+
+    def _step_env(self) -> dict[str, str]:
+        return {"PCERT_STEP": str(self.shard.step)} if self.shard.step > 1 else {}
 
     def _asked(self, env: dict[str, str]) -> list[int]:
         """The test cases a boot with `env` was asked to run."""
-        first = int(env["PCERT_FIRST"])
+        first, end = int(env["PCERT_FIRST"]), int(env["PCERT_END"])
+        asked = range(first, end, int(env.get("PCERT_STEP", "1")))
         if "PCERT_ONLY" in env:
             only = set(env["PCERT_ONLY"].split(","))
-            return [i for i in range(first, self.hi) if self.collector.planned_ids[i] in only]
-        return [i for i in range(first, self.hi) if self.collector.attempts(i) == 0]
+            return [i for i in asked if self.collector.planned_ids[i] in only]
+        return [i for i in asked if self.collector.attempts(i) == 0]
 
     def run(self, stop: threading.Event | None = None) -> list[BootRecord]:
         """Boot until every test case of the shard is settled (or `stop` is set)."""

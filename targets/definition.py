@@ -55,6 +55,8 @@ KIND_IMAGES = {"qemu-linux": ("initramfs",), "qemu-semihost": ("elf",),
 # Placeholders allowed in machine.args and machine.append; anything else in braces is a typo.
 ARGS_PLACEHOLDERS = ("{kernel}", "{image}", "{append}")
 APPEND_PLACEHOLDERS = ("{guest_env}",)
+# In machine.agent_args: the host end of the agent channel, a Unix socket (docs/agent.md).
+AGENT_PLACEHOLDERS = ("{agent_socket}",)
 # In toolchain.cflags and ldflags: the definition's sysroot, and the compiler's own header
 # directory (`cc -print-file-name=include`), which -nostdinc would otherwise drop.
 FLAG_PLACEHOLDERS = ("{sysroot}", "{cc_include}")
@@ -102,6 +104,10 @@ class MachineSpec:
     idle_timeout_s: float
     run_timeout_s: float
     append_max: int = DEFAULT_APPEND_MAX
+    # The agent channel (docs/agent.md), optional: QEMU arguments that add it, and the device
+    # the guest opens. Empty/None: the target has none (a host target always has one).
+    agent_args: tuple[str, ...] = ()
+    agent_device: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,11 @@ class Target:
     machine: MachineSpec
     definition_path: Path
     definition_sha256: str
+
+    @property
+    def agent_channel(self) -> bool:
+        """Whether agent mode can reach this target (docs/agent.md)."""
+        return self.kind == "host" or bool(self.machine.agent_args)
 
     @property
     def needs_kernel(self) -> bool:
@@ -145,6 +156,9 @@ class Target:
             machine.update(qemu=self.machine.qemu, packages=list(self.machine.packages),
                            args=list(self.machine.args), append=self.machine.append,
                            append_max=self.machine.append_max)
+            if self.machine.agent_args:
+                machine.update(agent_args=list(self.machine.agent_args),
+                               agent_device=self.machine.agent_device)
         return {
             "name": self.name,
             "description": self.description,
@@ -361,6 +375,15 @@ def _machine(m: _Fields, kind: str, has_kernel: bool) -> MachineSpec:
         raise m.error("append_max", f"must be a positive number of bytes, got {append_max}")
     _check_placeholders(m, "args", args, ARGS_PLACEHOLDERS)
     _check_placeholders(m, "append", (append,), APPEND_PLACEHOLDERS)
+    agent_args = m.strings("agent_args", required=False)
+    agent_device = m.text("agent_device", required=False)
+    _check_placeholders(m, "agent_args", agent_args, AGENT_PLACEHOLDERS)
+    if bool(agent_args) != (agent_device is not None):
+        raise m.error("agent_args" if agent_device else "agent_device",
+                      "agent_args and agent_device go together (docs/agent.md)")
+    if agent_args and not any("{agent_socket}" in a for a in agent_args):
+        raise m.error("agent_args", "has no {agent_socket} placeholder: the host could not "
+                                    "reach the channel")
     needed = ["{image}", "{append}"] + (["{kernel}"] if has_kernel else [])
     for placeholder in needed:
         if not any(placeholder in a for a in args):
@@ -372,4 +395,5 @@ def _machine(m: _Fields, kind: str, has_kernel: bool) -> MachineSpec:
                                 "its nonce")
     m.no_others()
     return MachineSpec(qemu=qemu, packages=packages, args=args, append=append,
-                       append_max=append_max, **timeouts)
+                       append_max=append_max, agent_args=agent_args, agent_device=agent_device,
+                       **timeouts)

@@ -20,7 +20,7 @@ import zlib
 from dataclasses import dataclass
 
 MAGIC = b"PCERT1 "
-KINDS = frozenset({"start", "begin", "out", "result", "end"})
+KINDS = frozenset({"start", "begin", "out", "result", "end", "reply"})  # reply: docs/agent.md
 MAX_LINE = 64 * 1024  # a record is never longer; anything longer is cut off and reported
 EXCERPT_MAX = 1024  # bytes of a rejected record kept as evidence
 

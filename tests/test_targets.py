@@ -469,7 +469,7 @@ def test_qemu_command_substitutes_each_element():
     assert cmd[cmd.index("-initrd") + 1] == "/img/initramfs.cpio"
     assert cmd[cmd.index("-append") + 1] == \
         "console=ttyS0 quiet panic=-1 cryptomgr.notests PCERT_FIRST=3 PCERT_NONCE=0123456789abcdef"
-    assert ["-accel", "tcg"] == cmd[cmd.index("-accel"):cmd.index("-accel") + 2]
+    assert ["-accel", "tcg,thread=single"] == cmd[cmd.index("-accel"):cmd.index("-accel") + 2]
     assert not any("{" in arg for arg in cmd)
     assert QemuMachine(target, Path("k"), Path("i"), {}).append_line() == \
         "console=ttyS0 quiet panic=-1 cryptomgr.notests"

@@ -35,13 +35,16 @@ __all__ = ["Machine", "make_machine"]
 
 
 def make_machine(target: Target, *, binary: Path, image: ImageInfo, kernel: KernelInfo | None,
-                 guest_env: Mapping[str, str]) -> Machine:
+                 guest_env: Mapping[str, str], agent: bool = False) -> Machine:
     """The machine that runs `image` (built from `binary`) on `target` with `guest_env`.
 
     `kernel` is the one targets.kernel.ensure_kernel found (None where the target needs none).
+    `agent`: with the agent channel of docs/agent.md (targets whose `agent_channel` is true).
     """
+    if agent and not target.agent_channel:
+        raise TargetError(f"target {target.name} has no agent channel (docs/agent.md)")
     if target.kind == "host":
-        return HostMachine(binary, guest_env)
+        return HostMachine(binary, guest_env, agent=agent)
     if target.kind == "qemu-semihost":
         return SemihostMachine(target, image.path, guest_env)
     if target.kind in ("qemu-linux", "qemu-generic"):
@@ -49,5 +52,5 @@ def make_machine(target: Target, *, binary: Path, image: ImageInfo, kernel: Kern
             raise TargetError(f"target {target.name} boots a kernel: find it first "
                               "(targets.kernel.ensure_kernel)")
         return QemuMachine(target, None if kernel is None else kernel.path, image.path,
-                           guest_env)
+                           guest_env, agent=agent)
     raise TargetError(f"target {target.name}: no driver for kind {target.kind!r}")

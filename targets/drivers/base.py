@@ -27,6 +27,7 @@ Outcome reasons:
 
 from __future__ import annotations
 
+import socket
 import tempfile
 import time
 from abc import ABC, abstractmethod
@@ -35,6 +36,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from targets.errors import TargetError
 
 POWERED_OFF = "powered off"
 EXITED = "exited"
@@ -91,6 +94,11 @@ class Machine(ABC):
     @abstractmethod
     def _start(self) -> Process:
         """Start the process of `command()`."""
+
+    def agent_connect(self, timeout_s: float) -> socket.socket:
+        """The host end of the running machine's agent channel (docs/agent.md), for a machine
+        made with agent=True; waits at most timeout_s for it to be there."""
+        raise TargetError(f"{type(self).__name__}: this machine has no agent channel")
 
     def tools_json(self) -> dict[str, dict[str, str]]:
         """The tools that run the image, for the bundle manifest's `tools` (none natively)."""

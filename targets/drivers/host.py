@@ -9,6 +9,8 @@ The process gets a small fixed environment (PATH, LC_ALL=C, HOME = its working d
 the guest variables), stdin from /dev/null, stdout and stderr merged into one pipe, and a fresh
 empty working directory that is removed afterwards, so runs do not depend on who starts them.
 It leads its own process group: stopping it also stops the test-case children it forked.
+With agent=True the process also inherits one end of a socketpair as its agent channel
+(PCERT_AGENT=fd:N, docs/agent.md); `agent_connect` gives the other end.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -31,7 +34,7 @@ DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 class HostMachine(Machine):
     """The runtime binary run natively; `guest_env` is added to its environment."""
 
-    def __init__(self, binary: Path, guest_env: Mapping[str, str]):
+    def __init__(self, binary: Path, guest_env: Mapping[str, str], *, agent: bool = False):
         for name, value in guest_env.items():
             if not name or "=" in name or "\0" in name or "\0" in value:
                 raise TargetError(f"guest environment {name!r}={value!r}: a name needs no '=' "
@@ -39,6 +42,8 @@ class HostMachine(Machine):
         self.binary = Path(binary)
         self.guest_env = dict(sorted(guest_env.items()))
         self._workdir: Path | None = None
+        self.agent = agent
+        self._agent_end: socket.socket | None = None
 
     def command(self) -> list[str]:
         return [str(self.binary)]
@@ -58,18 +63,43 @@ class HostMachine(Machine):
         if not os.access(self.binary, os.X_OK):
             raise TargetError(f"{self.binary}: not executable (chmod +x, or rebuild it)")
         assert self._workdir is not None
-        return PipeProcess([str(self.binary.resolve())], self.environment(self._workdir),
-                           self._workdir)
+        env = self.environment(self._workdir)
+        if not self.agent:
+            return PipeProcess([str(self.binary.resolve())], env, self._workdir)
+        mine, theirs = socket.socketpair()
+        try:
+            env["PCERT_AGENT"] = f"fd:{theirs.fileno()}"
+            process = PipeProcess([str(self.binary.resolve())], env, self._workdir,
+                                  pass_fds=(theirs.fileno(),))
+        except BaseException:
+            mine.close()
+            raise
+        finally:
+            theirs.close()  # the child's copy only: its end of the channel ends with it
+        self._agent_end = mine
+        return process
+
+    def agent_connect(self, timeout_s: float) -> socket.socket:
+        deadline = time.monotonic() + timeout_s
+        while self._agent_end is None:
+            if not self.agent or time.monotonic() >= deadline:
+                raise TargetError("host: the agent channel was not set up (agent=True, and "
+                                  "the process started?)")
+            time.sleep(0.01)
+        end, self._agent_end = self._agent_end, None
+        return end
 
 
 class PipeProcess:
     """A child process group whose stdout and stderr are one pipe, read with select()."""
 
-    def __init__(self, command: list[str], env: dict[str, str], cwd: Path):
+    def __init__(self, command: list[str], env: dict[str, str], cwd: Path,
+                 pass_fds: tuple[int, ...] = ()):
         try:
             self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                         env=env, cwd=cwd, start_new_session=True)
+                                         env=env, cwd=cwd, start_new_session=True,
+                                         pass_fds=pass_fds)
         except OSError as exc:
             raise TargetError(f"{command[0]}: cannot start: {exc.strerror}") from None
         self.fd = self.proc.stdout.fileno()

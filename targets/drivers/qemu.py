@@ -13,6 +13,10 @@ guest's command line (`{append}`) as NAME=value: a Linux kernel hands them to /i
 environment; under semihosting they are the program's arguments. This driver serves the
 "qemu-linux" and "qemu-generic" kinds (the kernel is optional for the latter);
 targets/drivers/semihost.py derives the "qemu-semihost" one.
+
+With agent=True the target's `agent_args` add the agent channel (docs/agent.md): a guest device
+(`agent_device`, handed to the guest as PCERT_AGENT) whose host end is a Unix socket QEMU serves
+in a fresh directory of each run; `agent_connect` connects to it.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import pexpect
@@ -44,9 +50,16 @@ class QemuMachine(Machine):
     """One QEMU invocation of a target with a kernel (or None), an image and guest env vars."""
 
     def __init__(self, target: Target, kernel: Path | None, image: Path | None,
-                 guest_env: Mapping[str, str]):
+                 guest_env: Mapping[str, str], *, agent: bool = False):
         if target.machine.qemu is None:
             raise TargetError(f"target {target.name} has no QEMU machine (kind {target.kind})")
+        if agent:
+            if not target.machine.agent_args:
+                raise TargetError(f"target {target.name} has no agent channel (machine."
+                                  "agent_args, docs/agent.md)")
+            guest_env = {**guest_env, "PCERT_AGENT": target.machine.agent_device}
+        self.agent = agent
+        self._workdir: Path | None = None
         for name, value in guest_env.items():
             if not _ENV_NAME.fullmatch(name):
                 raise TargetError(f"guest environment name {name!r}: use letters, digits and _ "
@@ -87,7 +100,38 @@ class QemuMachine(Machine):
             for placeholder, value in values.items():
                 template = template.replace(placeholder, value)
             args.append(template)
+        if self.agent:  # the socket's directory exists only while running: a placeholder before
+            socket_path = str(self._workdir / "agent.sock") if self._workdir else "{agent_socket}"
+            args += [a.replace("{agent_socket}", socket_path) for a in self.target.machine.agent_args]
         return [self.target.machine.qemu, *args]
+
+    @contextmanager
+    def _prepared(self) -> Iterator[None]:
+        """An agent run gets a fresh directory for its channel's socket (short: /tmp)."""
+        if not self.agent:
+            yield
+            return
+        with self._fresh_workdir("pcert-agent-"):
+            yield
+
+    def agent_connect(self, timeout_s: float) -> socket.socket:
+        """Connect to QEMU's agent socket, which it creates as it starts."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            workdir = self._workdir
+            if self.agent and workdir is not None:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    sock.connect(str(workdir / "agent.sock"))
+                    return sock
+                except OSError as exc:
+                    sock.close()
+                    why = exc.strerror or str(exc)
+            else:
+                why = "the machine is not running"
+            if time.monotonic() >= deadline:
+                raise TargetError(f"{self.target.name}: cannot connect to the agent channel: {why}")
+            time.sleep(0.05)
 
     def _executable(self) -> str:
         found = shutil.which(self.target.machine.qemu)

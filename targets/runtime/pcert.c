@@ -13,6 +13,7 @@
  * system), time from clock().
  */
 #include "pcert.h"
+#include "pcert_internal.h"
 
 #include <limits.h>
 #include <setjmp.h>
@@ -52,6 +53,7 @@ int pcert_saved_errno;
 const char *pcert_last_call;
 
 static char nonce[17];
+static const char *run_mode;   /* "agent" in agent mode (docs/agent.md), else NULL */
 #ifdef PCERT_NO_FORK
 #define FORKS 0
 static struct verdict case_verdict;   /* filled by pcert_end_case before the longjmp */
@@ -191,6 +193,22 @@ static uint32_t crc32(const unsigned char *p, size_t n)
     return ~crc;
 }
 
+/* For pcert_agent.c (pcert_internal.h). */
+const char *pcert_run_nonce(void) { return nonce; }
+uint32_t pcert_crc32(const void *p, size_t n) { return crc32(p, n); }
+
+#if defined(__GNUC__) || defined(__clang__)
+/* Stand-ins for a build without pcert_agent.c (a unit test of this file); the image always
+ * links it, and its definitions replace these. */
+__attribute__((weak)) int pcert_agent_open(const char *channel, char *why, size_t size)
+{
+    (void)channel;
+    snprintf(why, size, "%s", "agent mode not built into this binary");
+    return -1;
+}
+__attribute__((weak)) long pcert_agent_serve(void) { return 0; }
+#endif
+
 /* Monotonic nanoseconds; where the OS has no monotonic clock, processor time (a port whose
  * clock() counts in other units than CLOCKS_PER_SEC says so: -DPCERT_CLOCKS_PER_SEC=...). */
 #ifndef PCERT_CLOCKS_PER_SEC
@@ -263,6 +281,7 @@ static void print_start(unsigned first)
 #endif
     rec_begin("start");
     rec_str("proto", "1");
+    if (run_mode != NULL) rec_str("mode", run_mode);
     for (i = 0; i < COUNT(uname_keys); i++) rec_str(uname_keys[i], uname_values[i]);
 #ifdef _SC_NPROCESSORS_ONLN
     rec_num("ncpu", sysconf(_SC_NPROCESSORS_ONLN));
@@ -645,7 +664,7 @@ static void run_one(unsigned idx, unsigned default_timeout)
 int main(int argc, char **argv)
 {
     const char *s, *only;
-    unsigned first, end, timeout, idx, ran = 0;
+    unsigned first, end, step, timeout, idx, ran = 0;
     size_t n = 0;
 
 #ifndef PCERT_MINIMAL
@@ -659,9 +678,20 @@ int main(int argc, char **argv)
     }
     memcpy(nonce, s, 17);
     first = number_param(argc, argv, "PCERT_FIRST", 0, 0);
-    end = number_param(argc, argv, "PCERT_END", pcert_ncases, 0);   /* a worker's shard: [first, end) */
+    end = number_param(argc, argv, "PCERT_END", pcert_ncases, 0);
+    step = number_param(argc, argv, "PCERT_STEP", 1, 1);   /* a worker's shard: first, first+step, ... < end */
+    if (step > pcert_ncases) step = pcert_ncases + 1;   /* idx += step can then never wrap */
     timeout = number_param(argc, argv, "PCERT_TIMEOUT", 10, 1);
     only = param(argc, argv, "PCERT_ONLY");
+    if ((s = param(argc, argv, "PCERT_MODE")) != NULL && *s != '\0') {
+        char why[160];
+        if (strcmp(s, "agent") != 0) snprintf(why, sizeof why, "PCERT_MODE must be agent or empty, got '%.40s'", s);
+        if (strcmp(s, "agent") != 0 || pcert_agent_open(param(argc, argv, "PCERT_AGENT"), why, sizeof why) != 0) {
+            fprintf(stderr, "pcert: %s\n", why);
+            finish(2);
+        }
+        run_mode = "agent";
+    }
 #ifndef PCERT_MINIMAL
     unsetenv("PCERT_NONCE");   /* test cases have no business knowing it */
     if (getcwd(start_cwd, sizeof start_cwd) == NULL) snprintf(start_cwd, sizeof start_cwd, "/");
@@ -671,7 +701,8 @@ int main(int argc, char **argv)
 #endif
     setvbuf(stdout, out_buf, _IOFBF, sizeof out_buf);
     print_start(first);
-    for (idx = first; idx < end && idx < pcert_ncases; idx++)
+    if (run_mode != NULL) ran = (unsigned)pcert_agent_serve();   /* requests answered */
+    else for (idx = first; idx < end && idx < pcert_ncases; idx += step)
         if (selected(only, pcert_cases[idx].id)) run_one(idx, timeout), ran++;
     rec_begin("end"), rec_num("ran", ran), rec_num("clock", now_ns()), rec_send();
     finish(0);
