@@ -26,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 
 from evidence.fingerprints import environment_sha256
+from evidence.format import AGENT_LOG
 from evidence.format import make_run_id
 from evidence.index import RunIndex
 from evidence.writer import BundleWriter, resumable_manifest
@@ -586,14 +587,21 @@ def run_differential(run: _Run) -> None:
     timeouts = AgentTimeouts(boot_s=machine.boot_timeout_s,
                              idle_s=p.options.idle_timeout_s or machine.idle_timeout_s,
                              run_s=machine.run_timeout_s, call_s=CALL_TIMEOUT_S)
-    session = AgentSession(lambda env: make_machine(
-        p.target, binary=p.binary, image=p.image, kernel=p.kernel,
-        guest_env={"PCERT_NONCE": run.nonce, **env}, agent=True),
-        run.nonce, run.sessions[0].sink, timeouts=timeouts,
-        console_name=run.sessions[0].console_name, clock0=run.clock0)
-    run.progress.phase("differential", f"{len(diff.properties)} properties, seed {diff.seed}, "
-                                       f"at most {diff.max_examples} examples each")
-    diff.run(session, clock0=run.clock0, progress=run.progress, stop=run.stop)
+    # A resumed run runs the differential phase again, after what the first attempt logged.
+    transcript = run.writer.open_console(AGENT_LOG,
+                                         append=(run.writer.path / AGENT_LOG).exists())
+    try:
+        session = AgentSession(lambda env: make_machine(
+            p.target, binary=p.binary, image=p.image, kernel=p.kernel,
+            guest_env={"PCERT_NONCE": run.nonce, **env}, agent=True),
+            run.nonce, run.sessions[0].sink, timeouts=timeouts,
+            console_name=run.sessions[0].console_name, clock0=run.clock0,
+            transcript=transcript)
+        run.progress.phase("differential", f"{len(diff.properties)} properties, seed "
+                                           f"{diff.seed}, at most {diff.max_examples} examples each")
+        diff.run(session, clock0=run.clock0, progress=run.progress, stop=run.stop)
+    finally:
+        transcript.close()
     diff.write_files(run.writer)
 
 

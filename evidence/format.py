@@ -25,7 +25,8 @@ TESTCASES = "testcases.json"
 RESULTS = "results.jsonl"
 ANOMALIES = "anomalies.jsonl"
 CONSOLE = "console.log"
-_CONSOLE_NAME = re.compile(r"^console(?:\.w[0-9]+)?\.log$")
+AGENT_LOG = "agent.log"  # the differential checks' requests and replies, as exchanged
+_CONSOLE_NAME = re.compile(r"^(?:console(?:\.w[0-9]+)?|agent)\.log$")
 
 
 _TEMPORARY = re.compile(r"(^|/)\.[^/]+\.tmp$")
@@ -38,7 +39,8 @@ def is_temporary(name: str) -> bool:
 
 
 def is_console(name: str) -> bool:
-    """console.log, or console.wN.log: the logs a parallel worker N appends to as bytes arrive."""
+    """console.log, console.wN.log (parallel worker N) or agent.log (the agent channel): the
+    logs appended to as bytes arrive."""
     return _CONSOLE_NAME.match(name) is not None
 PROCEDURES_DIR = "procedures"
 REPORTS_DIR = "reports"

@@ -109,7 +109,8 @@ class BundleWriter:
         """Start a console log (console.log, or console.wN.log for parallel worker N); append
         raw bytes to the returned sink as they arrive. ``append`` continues an existing log."""
         if not fmt.is_console(name):
-            raise ValueError(f"{name!r} is not a console log name (console.log, console.wN.log)")
+            raise ValueError(f"{name!r} is not a console log name (console.log, console.wN.log, "
+                             "agent.log)")
         if name in self.consoles or name in self.written:
             raise ValueError(f"{self.path}: {name} was already opened")
         self._check_open()

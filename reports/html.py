@@ -24,7 +24,8 @@ from evidence.format import VERDICTS as TET_CODES
 
 from reports.model import (GAP_NO_TEST, GAP_NORMAL_ONLY, GAP_ROBUSTNESS_ONLY, SEVERITY, CaseRow,
                            Evidence, analyse)
-from reports.pdf_documents import EXCERPT_MAX_BYTES, location, pass_fail_criteria
+from reports.junit import differential_note, location
+from reports.pdf_documents import EXCERPT_MAX_BYTES, pass_fail_criteria
 from reports.procedures import ProcedureSources
 from reports.textsafe import CELL_MAX_CHARS, clip, visible_text
 
@@ -208,7 +209,7 @@ class _Page:
         self.table(["Problem report", "Verdict", "Reason and location", "Verifies", "Notes"], (
             [f"<td id=\"{_e(p.id)}\"><b>{_e(p.id)}</b></td>", _verdict_cell(p.case.verdict),
              f"<td>{_e(p.case.result.get('reason'))}<br><code>{_e(location(p.case.result))}"
-             f"</code>{self._excerpt(p.case)}</td>",
+             f"</code>{_e(differential_note(p.case.result))}{self._excerpt(p.case)}</td>",
              f"<td>{_e(', '.join(p.case.testcase.get('verifies') or []))}</td>",
              f"<td class=\"warn\">{'<br>'.join(_e(f) for f in p.flags)}</td>"] for p in order))
         done = [p for p in evidence.problems if p.disposition]

@@ -70,6 +70,24 @@ def location(result: dict) -> str:
     return f"{file}:{line}" if line is not None else str(file)
 
 
+def differential_note(result: dict) -> str:
+    """For a differential check: its seed, examples and reproducer; "" for other results.
+
+    >>> differential_note({"differential": {"seed": 0, "examples": 57, "max_examples": 100,
+    ...                    "falsifying": {"reproducer": "differential/TC-DIFF-strtol.c"}}})
+    'seed 0, 57 examples (at most 100); reproducer differential/TC-DIFF-strtol.c'
+    """
+    diff = result.get("differential")
+    if not isinstance(diff, dict):
+        return ""
+    note = (f"seed {diff.get('seed')}, {diff.get('examples')} examples "
+            f"(at most {diff.get('max_examples')})")
+    falsifying = diff.get("falsifying")
+    if isinstance(falsifying, dict) and falsifying.get("reproducer"):
+        note += f"; reproducer {falsifying['reproducer']}"
+    return note
+
+
 def render_junit(bundle) -> bytes:
     """Render the bundle's results as a UTF-8 JUnit XML document (bytes, with declaration)."""
     rows = _plan_rows(bundle)

@@ -25,6 +25,7 @@ from evidence.format import VERDICTS as TET_CODES
 from reportlab.lib import colors
 from reportlab.platypus import KeepTogether, PageBreak, Paragraph, Spacer
 
+from reports.junit import differential_note, location
 from reports.model import (GAP_NO_TEST, GAP_NORMAL_ONLY, GAP_ROBUSTNESS_ONLY, SEVERITY, VERDICTS,
                            Evidence, ProblemReport)
 from reports.pdf_layout import (BODY_WIDTH, GAP, Grid, Heading, Listing, cell, group_row,
@@ -86,13 +87,6 @@ def _para(text: str, styles, style: str = "body") -> Paragraph:
 
 def verdict_label(verdict: str) -> str:
     return f"{verdict} ({TET_CODES[verdict]})" if verdict in TET_CODES else verdict
-
-
-def location(result: dict) -> str:
-    file, line = result.get("file") or "", result.get("line")
-    if not file:
-        return ""
-    return f"{file}:{line}" if line is not None else str(file)
 
 
 # --------------------------------------------------------------------------- 1 configuration
@@ -218,6 +212,7 @@ def _problem_entry(evidence: Evidence, problem: ProblemReport, styles, lead=()) 
         ("Verdict", f"{case.verdict} (TET {result.get('code', TET_CODES.get(case.verdict))})"),
         ("Reason", result.get("reason") or "(none given)"),
         ("Location", location(result) or "(none given)"),
+        ("Differential", differential_note(result)),
         ("Unit / interface", f"{testcase.get('unit') or '-'} / {testcase.get('interface') or '-'}"),
         ("Kind", testcase.get("kind")),
         ("Verifies", ", ".join(str(rid) for rid in testcase.get("verifies") or []) or "(none)"),

@@ -305,6 +305,11 @@ def test_differential_run_on_linux_x86_64(tmp_path):
     for row in rows:
         assert row["verdict"] in ("PASS", "FAIL"), row["reason"]
         assert row["differential"]["seed"] == 7 and row["differential"]["examples"] >= 1
+        # Its evidence: its own requests and the guest's replies, in the agent transcript.
+        span = row["console"]
+        exchange = (out / span["file"]).read_bytes()[span["start"]:span["end"]]
+        assert span["file"] == "agent.log" and exchange.startswith(b"PCERTQ ")
+        assert exchange.count(b"PCERTQ ") == exchange.count(b" reply q=") >= 1
         falsifying = row["differential"]["falsifying"]
         if row["verdict"] == "FAIL":
             assert (out / falsifying["reproducer"]).read_text().strip()

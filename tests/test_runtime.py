@@ -311,8 +311,21 @@ def test_first_only_and_command_line_parameters(tmp_path):
     assert records[-1].fields["ran"] == "2"
 
 
+def test_a_worker_runs_every_step_th_test_case(tmp_path):
+    """-j N deals the plan out: worker w runs w, w+N, ... (PCERT_STEP), up to PCERT_END."""
+    binary = build(tmp_path, "gcc")
+    records, anomalies, _ = run(binary, tmp_path, env={}, args=[
+        f"PCERT_NONCE={NONCE}", "PCERT_FIRST=1", "PCERT_STEP=3", "PCERT_END=8"])
+    assert anomalies == []
+    assert [r.fields["idx"] for r in records if r.kind == "begin"] == ["1", "4", "7"]
+    records, _, _ = run(binary, tmp_path, env={}, args=[
+        f"PCERT_NONCE={NONCE}", "PCERT_FIRST=2", "PCERT_STEP=4294967295"])
+    assert [r.fields["idx"] for r in records if r.kind == "begin"] == ["2"]
+
+
 @pytest.mark.parametrize("env, message", [
     ({}, "PCERT_NONCE must be 16 lower-case hex digits"),
+    ({"PCERT_NONCE": NONCE, "PCERT_STEP": "0"}, "PCERT_STEP must be a decimal number >= 1, got '0'"),
     ({"PCERT_NONCE": "0123456789ABCDEF"}, "PCERT_NONCE must be 16 lower-case hex digits"),
     ({"PCERT_NONCE": NONCE, "PCERT_FIRST": "x"}, "PCERT_FIRST must be a decimal number >= 0, got 'x'"),
     ({"PCERT_NONCE": NONCE, "PCERT_TIMEOUT": "0"}, "PCERT_TIMEOUT must be a decimal number >= 1, got '0'"),

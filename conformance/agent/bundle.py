@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evidence.format import AGENT_LOG
+
 from . import AgentLost
 
 KIND = "differential"
@@ -48,6 +50,7 @@ class Differential:
     oracle_sources: dict[str, bytes]
     outcomes: dict[str, dict] = field(default_factory=dict)   # id -> result fields
     boots: list[dict] = field(default_factory=list)
+    log_name: str = AGENT_LOG   # the file each result's byte range points into
 
     @property
     def ids(self) -> list[str]:
@@ -100,6 +103,9 @@ class Differential:
         if self.unsupported is not None:
             return
         agent, failed_boots, last_boot_failure = None, 0, ""
+        # Each property's evidence is its stretch of the agent channel's transcript.
+        log = session.transcript if session.transcript is not None else session.sink
+        self.log_name = AGENT_LOG if session.transcript is not None else session.console_name
         try:
             for n, prop in enumerate(self.properties):
                 if stop is not None and stop.is_set():
@@ -107,11 +113,11 @@ class Differential:
                 if progress is not None:
                     progress.update(n, len(self.properties), prop.id)
                 t0 = time.monotonic()
-                start = session.sink.size
+                start = log.size
                 if agent is None:
                     if failed_boots >= MAX_FAILED_BOOTS:
                         self._record(prop, "UNRESOLVED", f"not run: {last_boot_failure}", t0,
-                                     clock0, start, session.sink.size)
+                                     clock0, start, log.size)
                         continue
                     try:
                         agent = session.boot()
@@ -120,12 +126,12 @@ class Differential:
                         failed_boots += 1
                         last_boot_failure = str(exc)
                         self._record(prop, "UNRESOLVED", str(exc), t0, clock0, start,
-                                     session.sink.size)
+                                     log.size)
                         self.boots = [b.to_json() for b in session.boots]
                         continue
                 outcome = run_property(agent, prop, seed=self.seed, max_examples=self.max_examples)
                 self._record(prop, outcome.verdict, outcome.reason, t0, clock0, start,
-                             session.sink.size, outcome)
+                             log.size, outcome)
                 if outcome.lost:
                     session.shutdown(quit=False)
                     agent = None
@@ -146,7 +152,7 @@ class Differential:
                 falsifying["reproducer"] = f"differential/{prop.id}.c"
         self.outcomes[prop.id] = {
             "verdict": verdict, "reason": "" if verdict == "PASS" else reason,
-            "console": {"start": start, "end": end},
+            "console": {"file": self.log_name, "start": start, "end": end} if end > start else None,
             "host_time": {"start": round(t0 - clock0, 3), "end": round(time.monotonic() - clock0, 3)},
             "differential": {"seed": self.seed, "max_examples": self.max_examples,
                              "examples": outcome.examples if outcome else 0,

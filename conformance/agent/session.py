@@ -80,10 +80,11 @@ class AgentSession:
 
     def __init__(self, machine_for: Callable[[dict[str, str]], Machine], nonce: str, sink, *,
                  timeouts: AgentTimeouts, console_name: str = "console.log",
-                 clock0: float | None = None):
+                 clock0: float | None = None, transcript=None):
         self.machine_for = machine_for
         self.nonce = nonce
         self.sink = sink                  # .write(bytes), .size
+        self.transcript = transcript      # the agent channel's bytes (agent.log), or None
         self.timeouts = timeouts
         self.console_name = console_name
         self.clock0 = time.monotonic() if clock0 is None else clock0
@@ -165,7 +166,8 @@ class AgentSession:
         else:
             try:
                 sock = machine.agent_connect(max(0.1, deadline - time.monotonic()))
-                self._transport = Transport(sock, self.nonce, timeout_s=self.timeouts.call_s)
+                self._transport = Transport(sock, self.nonce, timeout_s=self.timeouts.call_s,
+                                            transcript=self.transcript)
             except TargetError as exc:
                 problem = str(exc)
         if problem is not None:

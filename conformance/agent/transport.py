@@ -57,8 +57,12 @@ class Transport:
     """One boot's agent channel, a connected socket (the host end of a socketpair, or QEMU's
     chardev socket). Implements the `Agent` protocol of conformance/agent/__init__.py."""
 
-    def __init__(self, sock: socket.socket, nonce: str, *, timeout_s: float = CALL_TIMEOUT_S):
+    def __init__(self, sock: socket.socket, nonce: str, *, timeout_s: float = CALL_TIMEOUT_S,
+                 transcript=None):
         self.sock = sock
+        # Every byte sent and received, in order (`.write(bytes)`): requests are PCERTQ lines,
+        # replies PCERT1 records, so the transcript tells the directions apart by itself.
+        self.transcript = transcript
         self.nonce = nonce
         self.timeout_s = timeout_s
         self.parser = RecordParser(nonce)
@@ -115,6 +119,8 @@ class Transport:
             except OSError as exc:
                 raise self._lose(f"channel failed sending request {seq} ({op}): "
                                  f"{exc.strerror or exc}") from None
+            if self.transcript is not None:
+                self.transcript.write(bytes(view[:sent]))
             view = view[sent:]
 
     def _receive(self, deadline: float, op: str, seq: int):
@@ -135,6 +141,8 @@ class Transport:
             if not data:
                 raise self._lose(f"the guest closed the channel before replying to request "
                                  f"{seq} ({op})")
+            if self.transcript is not None:
+                self.transcript.write(data)
             before = len(self.parser.anomalies)
             records = self.parser.feed(data)
             if len(self.parser.anomalies) > before:
