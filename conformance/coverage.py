@@ -110,7 +110,16 @@ def coverage_report(catalog: Catalog, profile: Profile) -> dict:
         "no_behaviour": {r["interface"]: r["reason"] for r in rows if r["status"] == "no-behaviour"},
         "outside_profile_test_cases": sum(1 for tc in spec_set.test_cases.values()
                                           if tc.interface not in in_profile),
+        "differential": _differential(in_profile),
     }
+
+
+def _differential(in_profile: set[str]) -> dict:
+    """The differential properties (docs/agent.md) that check interfaces of the profile."""
+    from .agent.properties import PROPERTIES
+    chosen = [p for p in PROPERTIES if set(p.interfaces) & in_profile]
+    return {"properties": len(chosen),
+            "interfaces": sorted({i for p in chosen for i in p.interfaces} & in_profile)}
 
 
 def format_coverage(report: dict) -> str:
@@ -125,6 +134,9 @@ def format_coverage(report: dict) -> str:
         f"  errno values listed in ERRORS sections: {e['listed']}: {e['tested']} tested, "
         f"{e['untestable']} not provokable portably (with reasons), {e['untested']} untested",
         f"  not-applicable table combinations: {report['not_applicable']}",
+        f"  differential checks (Hypothesis against Python oracles): "
+        f"{report['differential']['properties']} properties over "
+        f"{len(report['differential']['interfaces'])} interfaces",
         "",
         f"  {'unit':<22}{'ifaces':>7}{'cases':>7}{'n+r':>6}{'n':>5}{'r':>5}{'pres':>6}{'none':>6}",
     ]

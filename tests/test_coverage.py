@@ -166,6 +166,17 @@ def test_every_interface_with_behaviour_has_normal_and_robustness_cases(extended
     assert extended["summary"]["presence-only"] == 0
 
 
+def test_differential_properties_are_counted_for_the_profile_only(extended):
+    from conformance.agent.properties import PROPERTIES
+    base = coverage_report(Catalog.load(), load_profile("face-safety-base"))
+    assert extended["differential"]["properties"] == sum(
+        1 for p in PROPERTIES if set(p.interfaces) & set(r["interface"] for r in extended["interfaces_detail"]))
+    # fnmatch and qsort are not Safety Base interfaces: fewer properties there.
+    assert "fnmatch" not in base["differential"]["interfaces"]
+    assert base["differential"]["properties"] < len(PROPERTIES)
+    assert {"strtol", "snprintf", "strlen"} <= set(base["differential"]["interfaces"])
+
+
 def test_interfaces_without_behaviour_are_only_constant_macros(extended):
     assert sorted(extended["no_behaviour"]) == sorted(
         ["INT8_C", "INT16_C", "INT32_C", "INT64_C", "INTMAX_C", "INTN_C", "UINT8_C", "UINT16_C",
