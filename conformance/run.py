@@ -679,7 +679,8 @@ def _kernel_json(kernel) -> dict | None:
     if kernel is None:
         return None
     return {"package": kernel.package, "version": kernel.version, "deb_sha256": kernel.deb_sha256,
-            "sha256": kernel.sha256, "source": kernel.source, "file": Path(kernel.path).name}
+            "sha256": kernel.sha256, "source": kernel.source, "file": Path(kernel.path).name,
+            **({"unpacked_from": kernel.unpacked_from} if kernel.unpacked_from else {})}
 
 
 def _testcases_json(plan: Plan, procedures) -> list[dict]:

@@ -90,6 +90,7 @@ class KernelSpec:
     meta_package: str | None = None
     architecture: str | None = None
     path: Path | None = None
+    pvh: bool = False   # boot the ELF kernel inside the bzImage through QEMU's PVH entry
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ class Target:
         kernel = None
         if self.kernel is not None:
             kernel = {"source": self.kernel.source, "meta_package": self.kernel.meta_package,
+                      "pvh": self.kernel.pvh,
                       "architecture": self.kernel.architecture,
                       "file": self.kernel.path.name if self.kernel.path else None}
         machine: dict[str, Any] = {
@@ -350,11 +352,12 @@ def _kernel(top: _Fields, kind: str, path: Path) -> KernelSpec | None:
             "bare-metal image is its own kernel"
         raise top.error("kernel", f"a {what}: remove the [kernel] table")
     source = fields.text("source", choices=KERNEL_SOURCES)
+    pvh = bool(fields.get("pvh", bool, required=False))
     if source == "debian":
         kernel = KernelSpec(source=source, meta_package=fields.text("meta_package"),
-                            architecture=fields.text("architecture", required=False))
+                            architecture=fields.text("architecture", required=False), pvh=pvh)
     else:
-        kernel = KernelSpec(source=source, path=_relative_path(fields, "path", path))
+        kernel = KernelSpec(source=source, path=_relative_path(fields, "path", path), pvh=pvh)
         if kernel.path is None:
             raise fields.error("path", "missing (source = \"file\" names the kernel image)")
     fields.no_others()

@@ -46,6 +46,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from targets.bzimage import has_pvh_entry, unpack_bzimage
 from targets.definition import Target
 from targets.errors import TargetError
 from targets.hashing import file_sha256
@@ -66,6 +67,7 @@ class KernelInfo:
     deb_sha256: str | None
     sha256: str
     source: str
+    unpacked_from: str | None = None   # sha256 of the bzImage the booted ELF kernel came from
 
     @classmethod
     def from_path(cls, path: Path) -> KernelInfo:
@@ -79,7 +81,7 @@ class KernelInfo:
     def to_json(self) -> dict[str, Any]:
         """For the bundle manifest: identity, not the machine-specific path."""
         return {"package": self.package, "version": self.version, "deb_sha256": self.deb_sha256,
-                "sha256": self.sha256, "source": self.source}
+                "sha256": self.sha256, "source": self.source, "unpacked_from": self.unpacked_from}
 
 
 def default_cache_dir() -> Path:
@@ -106,16 +108,39 @@ def ensure_kernel(target: Target, cache_dir: Path | None = None,
         return KernelInfo.from_path(override)
     if target.kernel is None:
         raise TargetError(f"target {target.name} boots no kernel (it has no [kernel] table)")
-    if target.kernel.source == "file":
-        return replace(KernelInfo.from_path(target.kernel.path), source="file")
     kernels = Path(cache_dir) if cache_dir is not None else default_kernel_dir()
-    apt = Apt.for_architecture(target.kernel.architecture, kernels)
-    meta = target.kernel.meta_package
-    package = resolve_package(meta, kernels, apt)
-    cached = cached_kernel(kernels, package)
-    if cached is not None:
-        return cached
-    return _fetch(package, kernels, apt)
+    if target.kernel.source == "file":
+        info = replace(KernelInfo.from_path(target.kernel.path), source="file")
+        where = kernels / "unpacked" / info.sha256[:24]
+    else:
+        apt = Apt.for_architecture(target.kernel.architecture, kernels)
+        package = resolve_package(target.kernel.meta_package, kernels, apt)
+        info = cached_kernel(kernels, package) or _fetch(package, kernels, apt)
+        where = kernels / package
+    return unpacked_kernel(info, where) if target.kernel.pvh else info
+
+
+def unpacked_kernel(info: KernelInfo, where: Path) -> KernelInfo:
+    """The ELF kernel inside `info`'s bzImage (targets/bzimage.py), cached as where/vmlinux
+    next to a sidecar naming the bzImage it came from; what then boots is that file."""
+    elf_path, sidecar_path = where / "vmlinux", where / "vmlinux.json"
+    sidecar = _read_json(sidecar_path) or {}
+    if not (sidecar.get("from") == info.sha256 and elf_path.is_file()
+            and file_sha256(elf_path) == sidecar.get("sha256")):
+        elf = unpack_bzimage(info.path.read_bytes(), str(info.path))
+        if not has_pvh_entry(elf):
+            raise TargetError(f"{info.path}: its ELF kernel has no PVH entry note (Xen "
+                              "PHYS32_ENTRY); boot the bzImage instead: remove pvh = true "
+                              "from the target's [kernel] table")
+        where.mkdir(parents=True, exist_ok=True)
+        tmp = where / f".vmlinux.{os.getpid()}.tmp"
+        tmp.write_bytes(elf)
+        _fsync(tmp)
+        os.replace(tmp, elf_path)
+        sidecar = {"from": info.sha256, "sha256": hashlib.sha256(elf).hexdigest()}
+        _write_json(sidecar_path, sidecar)  # last: an ELF without it is never trusted
+    return replace(info, path=elf_path.resolve(), sha256=sidecar["sha256"],
+                   unpacked_from=info.sha256)
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ def test_worked_example_is_a_valid_definition(tmp_path):
 def test_worked_example_runs_end_to_end(tmp_path):
     (tmp_path / "my-os.toml").write_text(worked_example())
     debian = ensure_kernel(load_target("linux-x86_64"))      # "their" kernel, for the test
-    shutil.copyfile(debian.path, tmp_path / "bzImage")
+    shutil.copyfile(debian.path.with_name("vmlinuz"), tmp_path / "bzImage")  # the bzImage itself
     target = load_target(str(tmp_path / "my-os.toml"))
     assert check_ready(target) == []
 
@@ -92,7 +92,7 @@ def test_worked_example_runs_end_to_end(tmp_path):
     assert build.complete
     image = build_image(target, build.path, tmp_path / "image")
     kernel = ensure_kernel(target)
-    assert (kernel.source, kernel.sha256) == ("file", debian.sha256)
+    assert (kernel.source, kernel.sha256) == ("file", debian.unpacked_from)
 
     nonce = secrets.token_hex(8)
     machine = make_machine(target, binary=build.path, image=image, kernel=kernel,

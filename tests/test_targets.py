@@ -6,6 +6,7 @@ download into the pcert cache the first time, ~14 MB).
 
 from __future__ import annotations
 
+import dataclasses
 import doctest
 import hashlib
 import json
@@ -376,6 +377,12 @@ def fake_cached_kernel(kernels: Path, package: str, meta: str, lists: str | None
     return vmlinuz
 
 
+def bzimage_target():
+    """linux-x86_64 booting its bzImage as it is (these tests' kernels are not real ones)."""
+    target = load_target("linux-x86_64")
+    return dataclasses.replace(target, kernel=dataclasses.replace(target.kernel, pvh=False))
+
+
 def test_cached_kernel_needs_no_apt(tmp_path, monkeypatch):
     kernels = tmp_path
     vmlinuz = fake_cached_kernel(kernels, "linux-image-9-cloud-amd64", "linux-image-cloud-amd64",
@@ -385,7 +392,7 @@ def test_cached_kernel_needs_no_apt(tmp_path, monkeypatch):
     def no_subprocess(*args, **kwargs):
         raise AssertionError(f"unexpected subprocess {args}")
     monkeypatch.setattr(subprocess, "run", no_subprocess)
-    info = ensure_kernel(load_target("linux-x86_64"), cache_dir=tmp_path)
+    info = ensure_kernel(bzimage_target(), cache_dir=tmp_path)
     assert (info.path, info.package, info.version, info.source) == \
         (vmlinuz.resolve(), "linux-image-9-cloud-amd64", "6.1.1-1", "debian")
     assert info.to_json()["sha256"] == hashlib.sha256(b"pretend kernel").hexdigest()
@@ -399,13 +406,13 @@ def test_offline_falls_back_to_the_cached_kernel(tmp_path, monkeypatch):
     def offline(meta, *options):
         raise TargetError("apt-cache depends: no lists")
     monkeypatch.setattr(kernel_module, "_apt_depends", offline)
-    info = ensure_kernel(load_target("linux-x86_64"), cache_dir=tmp_path)
+    info = ensure_kernel(bzimage_target(), cache_dir=tmp_path)
     assert info.package == "linux-image-9-cloud-amd64"
     # A damaged kernel is not trusted: with no apt either, the error says what to do.
     info.path.write_bytes(b"tampered")
     assert cached_kernel(kernels, "linux-image-9-cloud-amd64") is None
     with pytest.raises(TargetError, match="no lists"):
-        ensure_kernel(load_target("linux-x86_64"), cache_dir=tmp_path)
+        ensure_kernel(bzimage_target(), cache_dir=tmp_path)
 
 
 def test_user_kernel_and_host_target(tmp_path):
