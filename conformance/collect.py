@@ -26,10 +26,10 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
+from evidence.format import VERDICTS
 from targets.protocol import Record, RecordParser
 
-TET_CODES = {"PASS": 0, "FAIL": 1, "UNRESOLVED": 2, "UNSUPPORTED": 4, "UNTESTED": 5,
-             "UNINITIATED": 6}
+TET_CODES = VERDICTS  # the bundle format's verdicts and their TET codes
 GUEST_VERDICTS = ("PASS", "FAIL", "UNRESOLVED", "UNSUPPORTED", "UNTESTED")
 MAX_ATTEMPTS = 2  # a test case that takes the OS down twice is not tried a third time
 

@@ -116,8 +116,8 @@ def coverage_report(catalog: Catalog, profile: Profile) -> dict:
 
 def _differential(in_profile: set[str]) -> dict:
     """The differential properties (docs/agent.md) that check interfaces of the profile."""
-    from .agent.properties import PROPERTIES
-    chosen = [p for p in PROPERTIES if set(p.interfaces) & in_profile]
+    from .agent.properties import properties_for
+    chosen = properties_for(frozenset(in_profile))
     return {"properties": len(chosen),
             "interfaces": sorted({i for p in chosen for i in p.interfaces} & in_profile)}
 

@@ -26,8 +26,7 @@ from importlib import resources
 from pathlib import Path
 
 from evidence.fingerprints import environment_sha256
-from evidence.format import AGENT_LOG
-from evidence.format import make_run_id
+from evidence.format import AGENT_LOG, make_run_id
 from evidence.index import RunIndex
 from evidence.writer import BundleWriter, resumable_manifest
 from reports.render import render_reports
@@ -39,8 +38,9 @@ from targets.readiness import check_ready
 from targets.toolchain import BuildInfo, Toolchain
 
 from . import version
-from .catalog import Catalog
 from .agent.bundle import PREFIX as DIFFERENTIAL_PREFIX, Differential, plan_differential
+from .agent.transport import CALL_TIMEOUT_S
+from .catalog import Catalog
 from .collect import TET_CODES, Collector
 from .errors import RunError, RunInterrupted
 from .generate import GeneratedSources, generate
@@ -50,7 +50,6 @@ from .presence.bundle import write_presence_bundle
 from .profiles import load_profile
 from .progress import Progress
 from .session import BootRecord, Session, Timeouts
-from .agent.transport import CALL_TIMEOUT_S
 
 BOOTS = "boots.jsonl"
 IDLE_MARGIN_S = 15  # the host waits this much longer than the longest guest-side timeout
@@ -678,9 +677,7 @@ def _load_resume(bundle: Path) -> Resumed:
 def _kernel_json(kernel) -> dict | None:
     if kernel is None:
         return None
-    return {"package": kernel.package, "version": kernel.version, "deb_sha256": kernel.deb_sha256,
-            "sha256": kernel.sha256, "source": kernel.source, "file": Path(kernel.path).name,
-            **({"unpacked_from": kernel.unpacked_from} if kernel.unpacked_from else {})}
+    return {**kernel.to_json(), "file": Path(kernel.path).name}
 
 
 def _testcases_json(plan: Plan, procedures) -> list[dict]:

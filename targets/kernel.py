@@ -49,7 +49,7 @@ from typing import Any
 from targets.bzimage import has_pvh_entry, unpack_bzimage
 from targets.definition import Target
 from targets.errors import TargetError
-from targets.hashing import file_sha256
+from targets.hashing import file_sha256, write_atomic
 
 SIDECAR = "kernel.json"
 # apt-get download of a ~60 MB .deb over a slow mirror; anything longer is a stuck network.
@@ -81,7 +81,8 @@ class KernelInfo:
     def to_json(self) -> dict[str, Any]:
         """For the bundle manifest: identity, not the machine-specific path."""
         return {"package": self.package, "version": self.version, "deb_sha256": self.deb_sha256,
-                "sha256": self.sha256, "source": self.source, "unpacked_from": self.unpacked_from}
+                "sha256": self.sha256, "source": self.source,
+                **({"unpacked_from": self.unpacked_from} if self.unpacked_from else {})}
 
 
 def default_cache_dir() -> Path:
@@ -132,11 +133,7 @@ def unpacked_kernel(info: KernelInfo, where: Path) -> KernelInfo:
             raise TargetError(f"{info.path}: its ELF kernel has no PVH entry note (Xen "
                               "PHYS32_ENTRY); boot the bzImage instead: remove pvh = true "
                               "from the target's [kernel] table")
-        where.mkdir(parents=True, exist_ok=True)
-        tmp = where / f".vmlinux.{os.getpid()}.tmp"
-        tmp.write_bytes(elf)
-        _fsync(tmp)
-        os.replace(tmp, elf_path)
+        write_atomic(elf_path, elf)
         sidecar = {"from": info.sha256, "sha256": hashlib.sha256(elf).hexdigest()}
         _write_json(sidecar_path, sidecar)  # last: an ELF without it is never trusted
     return replace(info, path=elf_path.resolve(), sha256=sidecar["sha256"],
@@ -383,18 +380,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _fsync(path: Path) -> None:

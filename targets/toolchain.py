@@ -51,7 +51,7 @@ from typing import Any
 
 from targets.definition import Target
 from targets.errors import TargetError
-from targets.hashing import file_sha256
+from targets.hashing import file_sha256, write_atomic
 
 COMPILE_TIMEOUT_S = 600
 # Header suffixes hashed into the cache key; the include dirs are the project's own.
@@ -325,10 +325,10 @@ class Toolchain:
                                                        work / "linked")
             info = BuildInfo(path=output, left_out=left_out, stubs=stubs, stub_source=stub_source)
             if stub_source is not None:
-                _write_atomic(output.parent / STUB_SOURCE, stub_source)
+                write_atomic(output.parent / STUB_SOURCE, stub_source)
             # The binary comes last: a cached binary is trusted with the sidecar beside it.
-            _write_atomic(output.parent / SIDECAR,
-                          (json.dumps(info.to_json(), indent=2) + "\n").encode())
+            write_atomic(output.parent / SIDECAR,
+                         (json.dumps(info.to_json(), indent=2) + "\n").encode())
             with _atomic_output(output) as final:
                 shutil.copyfile(work / "linked", final)
         return info
@@ -488,20 +488,6 @@ class _atomic_output:
                 os.replace(self.tmp, self.path)
         finally:
             self.tmp.unlink(missing_ok=True)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
 
 
 def _read(path: Path) -> bytes:

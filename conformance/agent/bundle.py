@@ -1,12 +1,13 @@
 """Differential checks in the bundle: planned test cases, results, reproducers (docs/agent.md).
 
-    diff = plan_differential(catalog, target, only=None, seed=0, max_examples=100)
-    diff.testcase_rows(base_index)          # testcases.json rows
-    diff.run(session_factory, ...)          # boots the image in agent mode, runs every property
+    diff = plan_differential(catalog, target, only=None, seed=0, max_examples=100,
+                             runtime_dir=runtime_dir())
+    diff.testcase_rows(base_index, call_timeout_s)   # testcases.json rows
+    diff.run(agent_session, clock0=...)     # boots the image in agent mode, runs every property
     diff.result_rows(base_index)            # results.jsonl rows (UNINITIATED where not run yet)
     diff.write_files(writer)                # differential/<TC id>.c for each falsifying example
 
-Each property is one test case of kind `differential`: method "test", its procedure the agent's
+Each property is one test case (`check: differential`, method "test"), its procedure the agent's
 C source (what executes the calls in the image) and its oracle the Python property table. A
 FAIL carries the shrunk example (input, got, want) in the result's `differential` field, and
 its reproducer, a small C program that makes the same call, as `differential/<TC id>.c`. The
@@ -21,16 +22,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evidence.format import AGENT_LOG
+from evidence.format import AGENT_LOG, VERDICTS as TET_CODES
 
+from ..errors import RunError
 from . import AgentLost
 
 KIND = "differential"
 PREFIX = "TC-DIFF-"
 AGENT_SOURCE = "pcert_agent.c"   # in targets/runtime/, copied to procedures/runtime/
 ORACLE_FILES = ("properties.py", "oracles.py", "hypo.py")   # copied to procedures/differential/
-TET_CODES = {"PASS": 0, "FAIL": 1, "UNRESOLVED": 2, "UNSUPPORTED": 4, "UNTESTED": 5,
-             "UNINITIATED": 6}
 MAX_FAILED_BOOTS = 2   # agent boots in a row that fail before the rest is given up
 
 
@@ -127,7 +127,6 @@ class Differential:
                         last_boot_failure = str(exc)
                         self._record(prop, "UNRESOLVED", str(exc), t0, clock0, start,
                                      log.size)
-                        self.boots = [b.to_json() for b in session.boots]
                         continue
                 outcome = run_property(agent, prop, seed=self.seed, max_examples=self.max_examples)
                 self._record(prop, outcome.verdict, outcome.reason, t0, clock0, start,
@@ -135,7 +134,6 @@ class Differential:
                 if outcome.lost:
                     session.shutdown(quit=False)
                     agent = None
-                self.boots = [b.to_json() for b in session.boots]
         finally:
             if agent is not None:
                 session.shutdown(quit=True)
@@ -209,17 +207,14 @@ def plan_differential(catalog, target, *, only: frozenset[str] | None, seed: int
                       interfaces: frozenset[str] | None = None) -> Differential:
     """The properties to run: those named by --only, else those checking an interface of the
     profile (`interfaces`; all when None)."""
-    from .properties import PROPERTIES
-    from ..errors import RunError
+    from .properties import properties_for  # imports Hypothesis: only when planned
 
-    props = sorted(PROPERTIES, key=lambda p: p.id)
+    props = sorted(properties_for(interfaces if only is None else None), key=lambda p: p.id)
     if only is not None:
         unknown = only - {p.id for p in props}
         if unknown:
             raise RunError(f"unknown test case id(s): {', '.join(sorted(unknown))}")
         props = [p for p in props if p.id in only]
-    elif interfaces is not None:
-        props = [p for p in props if set(p.interfaces) & interfaces]
     known = catalog.spec_set.requirements
     missing = sorted({r for p in props for r in p.verifies if r not in known})
     if missing:

@@ -1140,3 +1140,9 @@ PROPERTIES: tuple[Property, ...] = (
 )
 
 BY_ID: dict[str, Property] = {p.id: p for p in PROPERTIES}
+
+
+def properties_for(interfaces: frozenset[str] | None) -> list[Property]:
+    """The properties that check at least one of `interfaces` (all of them for None): what a
+    profile's run plans and what its coverage counts."""
+    return [p for p in PROPERTIES if interfaces is None or set(p.interfaces) & interfaces]

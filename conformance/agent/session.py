@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from conformance.session import TAIL_BYTES  # the console tail kept to find a panic
 from conformance.watchdog import stop_reason
 from targets.drivers.base import Machine, RunOutcome
 from targets.errors import TargetError
@@ -28,7 +29,6 @@ from targets.protocol import RecordParser
 from . import AgentError, AgentLost, Arg
 from .transport import CALL_TIMEOUT_S, Transport
 
-TAIL_BYTES = 1 << 20   # of each boot's console, kept to find a panic message
 STOP_WAIT_S = 3.0      # how long a lost call waits for the machine to show why it stopped
 END_GRACE_S = 3.0      # after the end record (or a lost channel): power off, or be stopped
 END_WAIT_S = 30.0      # the longest shutdown() waits for the machine's thread
