@@ -231,7 +231,14 @@ static void rec_begin(const char *kind)
     rec_len = (size_t)snprintf(rec, sizeof rec, "PCERT1 %s %lu %s", nonce, seq++, kind);
 }
 
-/* Appends " key=value", every byte outside A-Z a-z 0-9 . _ , : / + - @ as %XX. */
+/* The bytes a record value carries as they are (A-Z a-z 0-9 . _ , : / + - @); any other is %XX. */
+int pcert_plain_byte(unsigned c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           (c != 0 && strchr("._,:/+-@", (int)c) != NULL);
+}
+
+/* Appends " key=value", the value percent-encoded. */
 static void rec_mem(const char *key, const void *value, size_t n)
 {
     const unsigned char *p = value;
@@ -240,8 +247,7 @@ static void rec_mem(const char *key, const void *value, size_t n)
     rec_len += (size_t)sprintf(rec + rec_len, " %s=", key);
     for (i = 0; i < n && rec_len + 3 <= REC_ROOM; i++) {
         unsigned c = p[i];
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            (c != 0 && strchr("._,:/+-@", (int)c) != NULL))
+        if (pcert_plain_byte(c))
             rec[rec_len++] = (char)c;
         else
             rec_len += (size_t)sprintf(rec + rec_len, "%%%02X", c);

@@ -156,12 +156,6 @@ static void put_raw(const char *s, size_t n)
     reply_len += n;
 }
 
-static int safe_byte(unsigned c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           (c != 0 && strchr("._,:/+-@", (int)c) != NULL);
-}
-
 /* " key=value", the value percent-encoded as in every record. */
 static void put_mem(const char *key, const void *value, size_t n)
 {
@@ -171,7 +165,7 @@ static void put_mem(const char *key, const void *value, size_t n)
     size_t i;
     put_raw(" ", 1), put_raw(key, strlen(key)), put_raw("=", 1);
     for (i = 0; i < n; i++) {
-        if (safe_byte(p[i])) {
+        if (pcert_plain_byte(p[i])) {
             put_raw((const char *)p + i, 1);
         } else {
             esc[1] = hex[p[i] >> 4], esc[2] = hex[p[i] & 15];
@@ -721,7 +715,7 @@ static long decode(char *s, size_t n)
         if (s[i] == '%') {
             if (i + 2 > n - 1 || (hi = hex_value(s[i + 1])) < 0 || (lo = hex_value(s[i + 2])) < 0) return -1;
             s[out++] = (char)(hi << 4 | lo), i += 2;
-        } else if (safe_byte((unsigned char)s[i])) {
+        } else if (pcert_plain_byte((unsigned char)s[i])) {
             s[out++] = s[i];
         } else {
             return -1;

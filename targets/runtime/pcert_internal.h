@@ -9,6 +9,8 @@
 const char *pcert_run_nonce(void);
 /* CRC-32, zlib polynomial, as in every record. */
 uint32_t pcert_crc32(const void *p, size_t n);
+/* Whether a byte stands for itself in a record value (else it is written %XX). */
+int pcert_plain_byte(unsigned c);
 
 /* Agent mode (docs/agent.md), defined in pcert_agent.c. pcert_agent_open readies the channel
  * named by PCERT_AGENT before the start record is printed (so a host that has seen the start
