@@ -54,7 +54,8 @@ def _cmd_run(args) -> int:
                          spec_dirs=tuple(Path(d) for d in args.specs), only=only,
                          timeout_s=args.timeout, idle_timeout_s=args.idle_timeout,
                          jobs=args.jobs, resume=Path(args.resume) if args.resume else None,
-                         checks=args.checks, seed=args.seed, max_examples=args.examples)
+                         checks=args.checks, seed=args.seed, max_examples=args.examples,
+                         boot=args.boot)
     if options.kernel is not None and not options.kernel.is_file():
         raise UsageError(f"--kernel {options.kernel}: no such file")
     for spec_dir in options.spec_dirs:
@@ -178,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "examples)")
     run.add_argument("--examples", type=int, default=100,
                      help="differential checks: examples per property at most (default 100)")
+    run.add_argument("--boot", choices=("snapshot", "cold"), default="snapshot",
+                     help="snapshot (default): boot once, save the VM state and restore it for "
+                          "every boot, where the target allows (docs/snapshot.md); cold: a cold "
+                          "boot every time")
     run.set_defaults(func=_cmd_run)
 
     verify = sub.add_parser("verify", help="check a bundle's integrity")

@@ -35,6 +35,7 @@ from targets.definition import Target, load_target
 from targets.drivers import make_machine
 from targets.image import build_image
 from targets.readiness import check_ready
+from targets.snapshot import Snapshot, SnapshotError, ensure_snapshot
 from targets.toolchain import BuildInfo, Toolchain
 
 from . import version
@@ -52,6 +53,7 @@ from .progress import Progress
 from .session import BootRecord, Session, Timeouts
 
 BOOTS = "boots.jsonl"
+SNAPSHOT_LOG = "snapshot.log"  # the console of the cold boot whose saved state the boots restore
 IDLE_MARGIN_S = 15  # the host waits this much longer than the longest guest-side timeout
 CHECKPOINT_EVERY_S = 1.0
 PRESENCE_PREFIXES = ("TC-H-", "TC-L-", "TC-NS-")
@@ -74,6 +76,7 @@ class RunOptions:
     checks: str = "all"                   # all | behaviour | presence | differential
     seed: int = 0                         # differential: Hypothesis seed
     max_examples: int = 100               # differential: examples per property at most
+    boot: str = "snapshot"                # snapshot (where the target can) | cold
 
     def to_json(self) -> dict:
         """What a resumed run needs to plan the same run again."""
@@ -83,7 +86,7 @@ class RunOptions:
                 "only": sorted(self.only) if self.only is not None else None,
                 "timeout_s": self.timeout_s, "idle_timeout_s": self.idle_timeout_s,
                 "jobs": self.jobs, "checks": self.checks, "seed": self.seed,
-                "max_examples": self.max_examples}
+                "max_examples": self.max_examples, "boot": self.boot}
 
     @classmethod
     def from_json(cls, data: dict, resume: Path) -> "RunOptions":
@@ -94,7 +97,7 @@ class RunOptions:
                    timeout_s=data.get("timeout_s"), idle_timeout_s=data.get("idle_timeout_s"),
                    jobs=data.get("jobs"), checks=data.get("checks", "behaviour"),
                    seed=data.get("seed", 0), max_examples=data.get("max_examples", 100),
-                   out=resume, resume=resume)
+                   boot=data.get("boot", "cold"), out=resume, resume=resume)
 
 
 @dataclass
@@ -176,6 +179,8 @@ class Prepared:
     presence: PresenceRun | None = None
     build: BuildInfo | None = None
     differential: Differential | None = None
+    snapshot: Snapshot | None = None      # boots restore it (docs/snapshot.md)
+    cold_why: str = ""                    # why boots are cold, when the target could restore
 
     @property
     def differential_base(self) -> int:
@@ -293,8 +298,18 @@ class _Run:
         guest_env = {"PCERT_NONCE": self.nonce, **env}
         if self.p.options.timeout_s:
             guest_env["PCERT_TIMEOUT"] = str(self.p.options.timeout_s)
+        return self.machine(guest_env)
+
+    def machine(self, guest_env: dict[str, str], agent: bool = False):
+        """A machine for one boot: restored from the snapshot while restoring works."""
         return make_machine(self.p.target, binary=self.p.binary, image=self.p.image,
-                            kernel=self.p.kernel, guest_env=guest_env)
+                            kernel=self.p.kernel, guest_env=guest_env, agent=agent,
+                            snapshot=None if self.p.cold_why else self.p.snapshot,
+                            on_restore_failed=self._restore_failed)
+
+    def _restore_failed(self, why: str) -> None:
+        """One failed restore sends every later boot of the run cold (the boot says why)."""
+        self.p.cold_why = f"a restore failed: {why}"
 
     def _on_progress(self, done: int, total: int, current: str) -> None:
         done = sum(s.collector.done_count() for s in self.sessions)
@@ -398,9 +413,38 @@ class _Run:
         }
         if self.p.differential is not None:
             manifest["differential"] = self.p.differential.manifest()
+        manifest["boot"] = self.boot_json()
         if status == "checkpoint":
             return self.writer.checkpoint(manifest)
         return manifest
+
+    def boot_json(self) -> dict:
+        """How the run booted, for the manifest: from a snapshot (which), or cold (why)."""
+        if self.p.snapshot is None:
+            return {"method": "cold", "why": self.p.cold_why or
+                    f"target {self.p.target.name} has no machine.snapshot (docs/snapshot.md)"}
+        return {"method": "snapshot", "snapshot": self.p.snapshot.to_json(),
+                "console": SNAPSHOT_LOG,
+                **({"later_boots_cold": self.p.cold_why} if self.p.cold_why else {})}
+
+    def prepare_snapshot(self) -> None:
+        """Restore boots from a saved state where the target can (docs/snapshot.md); one cold
+        boot makes it the first time. If it cannot be made the run boots cold, saying why."""
+        p = self.p
+        if p.options.boot == "cold":
+            p.cold_why = "pcert run --boot cold"
+            return
+        if not p.target.machine.snapshot:
+            return
+        qemu = self.manifest_base["tools"]["qemu"]["sha256"]
+        try:
+            p.snapshot = ensure_snapshot(p.target, p.kernel, p.image,
+                                         cache_root(p.options.cache_dir) / "snapshots",
+                                         qemu_sha256=qemu)
+        except SnapshotError as exc:
+            p.cold_why = str(exc)
+            return
+        self.writer.write_bytes(SNAPSHOT_LOG, p.snapshot.console())
 
     def run_sessions(self) -> None:
         finished = threading.Event()
@@ -551,6 +595,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
     interrupted = None
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
+        run.prepare_snapshot()
         run.run_sessions()
         if p.differential is not None:  # after the behavioural boots; re-run on --resume
             run_differential(run)
@@ -590,9 +635,8 @@ def run_differential(run: _Run) -> None:
     transcript = run.writer.open_console(AGENT_LOG,
                                          append=(run.writer.path / AGENT_LOG).exists())
     try:
-        session = AgentSession(lambda env: make_machine(
-            p.target, binary=p.binary, image=p.image, kernel=p.kernel,
-            guest_env={"PCERT_NONCE": run.nonce, **env}, agent=True),
+        session = AgentSession(lambda env: run.machine({"PCERT_NONCE": run.nonce, **env},
+                                                       agent=True),
             run.nonce, run.sessions[0].sink, timeouts=timeouts,
             console_name=run.sessions[0].console_name, clock0=run.clock0,
             transcript=transcript)

@@ -48,6 +48,7 @@ class BootRecord:
     first_output_s: float | None
     wall_s: float
     in_flight: str | None  # the test case that lost an attempt in this boot
+    method: str = "cold"   # cold | snapshot | cold (snapshot restore failed: why)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -202,9 +203,10 @@ class Session:
                               run_timeout_s=self.timeouts.run_s,
                               until=lambda: collector.ended or stop.is_set())
         with self.lock:
-            return self._stopped(env, boot, start, outcome, stop)
+            return self._stopped(env, boot, start, outcome, stop,
+                                 method=getattr(machine, "boot_method", "cold"))
 
-    def _stopped(self, env, boot, start, outcome, stop) -> BootRecord:
+    def _stopped(self, env, boot, start, outcome, stop, method: str) -> BootRecord:
         collector, sink = self.collector, self.sink
         why, in_flight = "", None
         if stop.is_set() and not collector.ended:
@@ -221,4 +223,4 @@ class Session:
                           reason=outcome.reason, stop=why, exit_status=outcome.exit_status,
                           console={"file": self.console_name, "start": start, "end": sink.size},
                           first_output_s=outcome.first_output_s, wall_s=round(outcome.wall_s, 3),
-                          in_flight=in_flight)
+                          in_flight=in_flight, method=method)

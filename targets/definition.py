@@ -109,6 +109,9 @@ class MachineSpec:
     # the guest opens. Empty/None: the target has none (a host target always has one).
     agent_args: tuple[str, ...] = ()
     agent_device: str | None = None
+    # Boot from a saved VM state (targets/snapshot.py): needs the agent channel, which carries
+    # each restored guest's run parameters.
+    snapshot: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,8 @@ class Target:
                            append_max=self.machine.append_max)
             if self.machine.agent_args:
                 machine.update(agent_args=list(self.machine.agent_args),
-                               agent_device=self.machine.agent_device)
+                               agent_device=self.machine.agent_device,
+                               snapshot=self.machine.snapshot)
         return {
             "name": self.name,
             "description": self.description,
@@ -396,7 +400,11 @@ def _machine(m: _Fields, kind: str, has_kernel: bool) -> MachineSpec:
     if "{guest_env}" not in append:
         raise m.error("append", "has no {guest_env} placeholder: the runtime would not get "
                                 "its nonce")
+    snapshot = m.get("snapshot", bool, required=False) or False
+    if snapshot and not agent_args:
+        raise m.error("snapshot", "needs the agent channel (agent_args, agent_device): it "
+                                  "carries a restored guest's run parameters")
     m.no_others()
     return MachineSpec(qemu=qemu, packages=packages, args=args, append=append,
                        append_max=append_max, agent_args=agent_args, agent_device=agent_device,
-                       **timeouts)
+                       snapshot=snapshot, **timeouts)

@@ -20,7 +20,9 @@ import zlib
 from dataclasses import dataclass
 
 MAGIC = b"PCERT1 "
-KINDS = frozenset({"start", "begin", "out", "result", "end", "reply"})  # reply: docs/agent.md
+KINDS = frozenset({"start", "begin", "out", "result", "end",
+                   "reply",   # docs/agent.md
+                   "ready"})  # waiting for PCERT_PARAMS (docs/protocol.md)
 MAX_LINE = 64 * 1024  # a record is never longer; anything longer is cut off and reported
 EXCERPT_MAX = 1024  # bytes of a rejected record kept as evidence
 
@@ -79,6 +81,28 @@ def frame(nonce: str, seq: int, kind: str, fields: list[tuple[str, str | bytes]]
             raise ValueError(f"frame: field key {key!r} must match [A-Za-z0-9_.]+")
         raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
         parts.append(key.encode() + b"=" + percent_encode(raw).encode())
+    body = b" ".join(parts)
+    return body + b" %08x\n" % zlib.crc32(body)
+
+
+_PARAM_NAME = re.compile(r"PCERT_[A-Za-z0-9_]*")
+_PARAM_VALUE = re.compile(r"[!#-~]*")  # the kernel command line's rule: no space, no "
+
+
+def encode_params(env: dict[str, str]) -> bytes:
+    """The PCERTP line that hands a waiting runtime its run parameters (PCERT_PARAMS).
+
+    >>> encode_params({"PCERT_NONCE": "0123456789abcdef", "PCERT_FIRST": "4"})
+    b'PCERTP PCERT_FIRST=4 PCERT_NONCE=0123456789abcdef 546ea7de\\n'
+    """
+    parts = [b"PCERTP"]
+    for name, value in sorted(env.items()):
+        if _PARAM_NAME.fullmatch(name) is None or name == "PCERT_PARAMS":
+            raise ValueError(f"run parameter {name!r}: must be PCERT_ and letters, digits, _")
+        if _PARAM_VALUE.fullmatch(value) is None:
+            raise ValueError(f"run parameter {name}={value!r}: printable ASCII without spaces "
+                             "or double quotes")
+        parts.append(f"{name}={value}".encode("ascii"))
     body = b" ".join(parts)
     return body + b" %08x\n" % zlib.crc32(body)
 

@@ -55,6 +55,7 @@ class AgentBoot:
     wall_s: float
     calls: int
     busy_s: float                # time spent in calls
+    method: str = "cold"         # cold | snapshot | cold (snapshot restore failed: why)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -212,7 +213,8 @@ class AgentSession:
             console={"file": self.console_name, "start": self._console_start, "end": self.sink.size},
             ready_s=self._ready_s, wall_s=round(time.monotonic() - self._t0, 3),
             calls=transport.calls if transport else 0,
-            busy_s=round(transport.busy_s, 3) if transport else 0.0)
+            busy_s=round(transport.busy_s, 3) if transport else 0.0,
+            method=getattr(self._machine, "boot_method", "cold"))
         self.boots.append(record)
         error = self._error
         self._thread = None

@@ -5,6 +5,8 @@
  *     gcc -std=c99 -D_POSIX_C_SOURCE=200809L -D_XOPEN_SOURCE=700 -D_DEFAULT_SOURCE \
  *         -Wall -Wextra -O2 -static pcert.c cases.c -o init
  * Run: PCERT_NONCE=0123456789abcdef ./init    (or: ./init PCERT_NONCE=0123456789abcdef)
+ * With PCERT_PARAMS the runtime first prints a `ready` record and waits for the run's
+ * parameters on a channel (booting from a saved VM snapshot, docs/protocol.md).
  * Ports (targets/README.md): by default each test case runs in a child process with a
  * timeout. -DPCERT_NO_FORK (no processes): in-process; a failed assertion returns through
  * longjmp; a crash or hang ends the image, which the host boots again at PCERT_FIRST.
@@ -54,6 +56,7 @@ const char *pcert_last_call;
 
 static char nonce[17];
 static const char *run_mode;   /* "agent" in agent mode (docs/agent.md), else NULL */
+static int params_fd = -1;     /* the PCERT_PARAMS channel, kept open for the whole run */
 #ifdef PCERT_NO_FORK
 #define FORKS 0
 static struct verdict case_verdict;   /* filled by pcert_end_case before the longjmp */
@@ -207,6 +210,18 @@ __attribute__((weak)) int pcert_agent_open(const char *channel, char *why, size_
     return -1;
 }
 __attribute__((weak)) long pcert_agent_serve(void) { return 0; }
+__attribute__((weak)) int pcert_params_open(const char *channel, char *why, size_t size)
+{
+    (void)channel;
+    snprintf(why, size, "%s", "PCERT_PARAMS not built into this binary");
+    return -1;
+}
+__attribute__((weak)) int pcert_params_read(int fd, char *why, size_t size)
+{
+    (void)fd;
+    snprintf(why, size, "%s", "PCERT_PARAMS not built into this binary");
+    return -1;
+}
 #endif
 
 /* Monotonic nanoseconds; where the OS has no monotonic clock, processor time (a port whose
@@ -436,6 +451,7 @@ static PCERT_NORETURN void child(const struct pcert_case *c, int out_fd, int vfd
     int null_fd = open("/dev/null", O_RDONLY);
     if (null_fd > 0) dup2(null_fd, 0), close(null_fd);   /* never read the console */
     dup2(out_fd, 1), dup2(out_fd, 2), close(out_fd);
+    if (params_fd > 2) close(params_fd);   /* the host's channel is not the test's to use */
     signal(SIGPIPE, SIG_DFL);   /* the runner's choice, not the test's */
     fcntl(vfd, F_SETFD, FD_CLOEXEC);
     verdict_fd = vfd;
@@ -667,22 +683,56 @@ static void run_one(unsigned idx, unsigned default_timeout)
     rec_num("clock", end), rec_num("dur_ns", end - start), rec_send();
 }
 
-int main(int argc, char **argv)
+/* PCERT_NONCE into `nonce`, or the end of the run. */
+static void read_nonce(int argc, char **argv)
 {
-    const char *s, *only;
-    unsigned first, end, step, timeout, idx, ran = 0;
+    const char *s = param(argc, argv, "PCERT_NONCE");
     size_t n = 0;
-
-#ifndef PCERT_MINIMAL
-    if (getpid() == 1) prepare_init();
-#endif
-    s = param(argc, argv, "PCERT_NONCE");
     while (s != NULL && ((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f'))) n++;
     if (s == NULL || n != 16 || s[16] != '\0') {
         fprintf(stderr, "pcert: PCERT_NONCE must be 16 lower-case hex digits, set by the host\n");
         finish(2);
     }
     memcpy(nonce, s, 17);
+}
+
+/* PCERT_PARAMS (docs/protocol.md): a guest booted once and saved as a VM snapshot says `ready`
+ * under its boot's nonce and waits; each restored copy then receives its own run's parameters,
+ * one PCERTP line on the channel, into the environment. The run's records number from 0
+ * again, under the run's nonce, as in any boot. */
+static void wait_for_params(int argc, char **argv, const char *channel)
+{
+    char why[200];
+    read_nonce(argc, argv);   /* the boot's: it frames the ready record */
+    /* Opened before `ready`, so a host that has seen it may send at once. */
+    if ((params_fd = pcert_params_open(channel, why, sizeof why)) >= 0) {
+        rec_begin("ready"), rec_num("clock", now_ns()), rec_send();   /* flushed before we block */
+        if (pcert_params_read(params_fd, why, sizeof why) == 0) {
+#ifndef PCERT_MINIMAL   /* bare metal never gets here (its pcert_params_read refuses) */
+            unsetenv("PCERT_PARAMS");
+#endif
+            seq = 0;
+            return;
+        }
+    }
+    fprintf(stderr, "pcert: PCERT_PARAMS: %s\n", why);
+    finish(2);
+}
+
+int main(int argc, char **argv)
+{
+    const char *s, *only;
+    unsigned first, end, step, timeout, idx, ran = 0;
+
+#ifndef PCERT_MINIMAL
+    if (getpid() == 1) prepare_init();
+#endif
+    setvbuf(stdout, out_buf, _IOFBF, sizeof out_buf);   /* before any output, the ready record too */
+    if ((s = param(argc, argv, "PCERT_PARAMS")) != NULL && *s != '\0') {
+        wait_for_params(argc, argv, s);
+        argc = 1;   /* from here the environment alone: the snapshot boot's arguments are stale */
+    }
+    read_nonce(argc, argv);
     first = number_param(argc, argv, "PCERT_FIRST", 0, 0);
     end = number_param(argc, argv, "PCERT_END", pcert_ncases, 0);
     step = number_param(argc, argv, "PCERT_STEP", 1, 1);   /* a worker's shard: first, first+step, ... < end */
@@ -705,7 +755,6 @@ int main(int argc, char **argv)
 #ifndef PCERT_NO_FORK
     signal(SIGPIPE, SIG_IGN);   /* a vanished console reader must not kill the runner */
 #endif
-    setvbuf(stdout, out_buf, _IOFBF, sizeof out_buf);
     print_start(first);
     if (run_mode != NULL) ran = (unsigned)pcert_agent_serve();   /* requests answered */
     else for (idx = first; idx < end && idx < pcert_ncases; idx += step)

@@ -12,7 +12,10 @@
  * Replies are built here rather than with pcert.c's record writer: they go to the agent
  * channel with their own sequence numbers, and numbers are formatted by hand, so a broken
  * printf family cannot garble the report of its own test.
- * -DPCERT_MINIMAL (bare metal): there is no second channel; agent mode is refused.
+ * The same channel code serves PCERT_PARAMS (docs/protocol.md): a guest booted from a saved VM
+ * snapshot waits there for its run's parameters, one PCERTP line, checked as strictly.
+ * -DPCERT_MINIMAL (bare metal): there is no second channel; agent mode and PCERT_PARAMS are
+ * refused.
  */
 #include "pcert.h"
 #include "pcert_internal.h"
@@ -29,6 +32,20 @@ int pcert_agent_open(const char *channel, char *why, size_t size)
 }
 
 long pcert_agent_serve(void) { return 0; }
+
+int pcert_params_open(const char *channel, char *why, size_t size)
+{
+    (void)channel;
+    snprintf(why, size, "%s", "PCERT_PARAMS not available on this target");
+    return -1;
+}
+
+int pcert_params_read(int fd, char *why, size_t size)
+{
+    (void)fd;
+    snprintf(why, size, "%s", "PCERT_PARAMS not available on this target");
+    return -1;
+}
 #else
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +61,8 @@ long pcert_agent_serve(void) { return 0; }
 #define BUF_MAX 512      /* the largest size/n of snprintf, strftime and strncpy */
 #define LIST_MAX 256     /* ints in a qsort/bsearch list */
 #define WIDTH_DIGITS 4   /* a field width or precision below 10000: bounded work per call */
+#define PARAMS_LINE_MAX 4096   /* longest PCERTP line without its \n */
+#define PARAMS_MAX 32          /* NAME=value pairs in it */
 
 typedef char double_is_binary64[sizeof (double) == 8 ? 1 : -1];
 
@@ -79,26 +98,34 @@ static void make_raw(int fd)
     tcsetattr(fd, TCSANOW, &t);
 }
 
-int pcert_agent_open(const char *channel, char *why, size_t size)
+/* The channel a parameter names: `fd:N`, a descriptor inherited from the host target's runner,
+ * or a device opened read-write and put in raw mode. The descriptor, or -1 and why, which
+ * begins with `label` (e.g. "PCERT_AGENT=") and the channel. */
+static int open_channel(const char *label, const char *channel, char *why, size_t size)
 {
     long fd = -1;
     const char *p;
+    if (strncmp(channel, "fd:", 3) == 0) {
+        for (p = channel + 3, fd = 0; *p >= '0' && *p <= '9' && fd < 65536; p++) fd = fd * 10 + (*p - '0');
+        if (p == channel + 3 || *p != '\0' || fd >= 65536 || fcntl((int)fd, F_GETFD) < 0) {
+            snprintf(why, size, "%s%.40s: not an open descriptor", label, channel);
+            return -1;
+        }
+    } else if ((fd = open(channel, O_RDWR | O_NOCTTY)) < 0) {
+        snprintf(why, size, "%s%.80s: cannot open: %s", label, channel, pcert_errno_name(errno));
+        return -1;
+    }
+    make_raw((int)fd);
+    return (int)fd;
+}
+
+int pcert_agent_open(const char *channel, char *why, size_t size)
+{
     if (channel == NULL || *channel == '\0') {
         snprintf(why, size, "%s", "PCERT_AGENT is not set: agent mode needs a channel (a device or fd:N)");
         return -1;
     }
-    if (strncmp(channel, "fd:", 3) == 0) {
-        for (p = channel + 3, fd = 0; *p >= '0' && *p <= '9' && fd < 65536; p++) fd = fd * 10 + (*p - '0');
-        if (p == channel + 3 || *p != '\0' || fd >= 65536 || fcntl((int)fd, F_GETFD) < 0) {
-            snprintf(why, size, "PCERT_AGENT=%.40s: not an open descriptor", channel);
-            return -1;
-        }
-    } else if ((fd = open(channel, O_RDWR | O_NOCTTY)) < 0) {
-        snprintf(why, size, "PCERT_AGENT=%.80s: cannot open: %s", channel, pcert_errno_name(errno));
-        return -1;
-    }
-    make_raw((int)fd);
-    chan = (int)fd;
+    if ((chan = open_channel("PCERT_AGENT=", channel, why, size)) < 0) return -1;
     /* Calendar functions are checked against UTC, whatever the image's defaults. */
     setenv("TZ", "UTC0", 1);
     tzset();
@@ -703,6 +730,18 @@ static const struct op {
 
 /* ---- requests ---- */
 
+/* The CRC at the end of a host's line: exactly 8 lower-case hex digits; 0, or -1 if not. */
+static int crc_text(const char *p, uint32_t *crc)
+{
+    int i, k;
+    for (*crc = 0, i = 0; i < 8; i++, p++) {
+        if ((k = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1) < 0)
+            return -1;
+        *crc = *crc << 4 | (uint32_t)k;
+    }
+    return *p == '\0' ? 0 : -1;
+}
+
 static int hex_value(char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1; }
 
 /* Decodes "=<percent-encoded>" of length n in place; -1 if it is not what the host encodes. */
@@ -731,7 +770,7 @@ static const char *parse_request(long long *q, const struct op **o, const char *
 {
     char *tok[ARGS_MAX + 4], *p, *space;
     unsigned long long seq = 0;
-    uint32_t crc = 0;
+    uint32_t crc;
     size_t i, ntok = 0, body;
     int k, nargs;
     long len;
@@ -741,13 +780,9 @@ static const char *parse_request(long long *q, const struct op **o, const char *
         if ((unsigned char)line[i] < 0x20 || (unsigned char)line[i] > 0x7e)
             return "malformed request: a byte outside printable ASCII";
     if (line_len < 7 || memcmp(line, "PCERTQ ", 7) != 0) return "malformed request: no PCERTQ";
-    if ((space = strrchr(line, ' ')) == NULL || line + line_len - space != 9)
+    if ((space = strrchr(line, ' ')) == NULL || line + line_len - space != 9
+        || crc_text(space + 1, &crc) != 0)
         return "malformed request: no CRC at the end";
-    for (p = space + 1; *p != '\0'; p++) {
-        if ((k = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1) < 0)
-            return "malformed request: no CRC at the end";
-        crc = crc << 4 | (uint32_t)k;
-    }
     body = (size_t)(space - line);
     if (pcert_crc32(line, body) != crc) return "CRC mismatch";
     *space = '\0';
@@ -824,5 +859,110 @@ long pcert_agent_serve(void)
         served++;
     }
     return served;
+}
+
+/* ---- the run's parameters (PCERT_PARAMS, docs/protocol.md) ---- */
+
+int pcert_params_open(const char *channel, char *why, size_t size)
+{
+    return open_channel("", channel, why, size);   /* no TZ here: that is agent mode's business */
+}
+
+/* Checks the PCERTP line in `text` (len bytes, NUL-terminated) and splits it in place into
+ * name[i]=value[i], *count of them; NULL, or why not. Nothing is trusted: the whole line is
+ * checked before the caller sets anything. */
+static const char *parse_params(char *text, size_t len, char **name, char **value, int *count)
+{
+    char *p, *end, *next, *eq;
+    uint32_t crc;
+    size_t i, n;
+    int k, nonce = 0;
+
+    for (i = 0; i < len; i++)
+        if ((unsigned char)text[i] < 0x20 || (unsigned char)text[i] > 0x7e)
+            return "a byte outside printable ASCII";
+    if (len < 6 || memcmp(text, "PCERTP", 6) != 0 || (text[6] != ' ' && text[6] != '\0'))
+        return "no PCERTP at the start";
+    if ((end = strrchr(text, ' ')) == NULL || text + len - end != 9 || crc_text(end + 1, &crc) != 0)
+        return "no CRC at the end";
+    if (pcert_crc32(text, (size_t)(end - text)) != crc) return "CRC mismatch";
+    *end = '\0';
+    for (*count = 0, p = text + 6; p < end; p = next) {   /* p is at the space before a part */
+        if ((next = strchr(++p, ' ')) == NULL) next = end;
+        *next = '\0';
+        if (p == next) return "an empty part (two spaces)";
+        if (*count == PARAMS_MAX) return "more than 32 parameters";
+        if ((eq = strchr(p, '=')) == NULL) {
+            snprintf(why_buf, sizeof why_buf, "'%.40s' is not NAME=value", p);
+            return why_buf;
+        }
+        *eq = '\0';
+        n = (size_t)(eq - p);
+        for (i = 0; i < n && (p[i] == '_' || (p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z')
+                              || (i > 0 && p[i] >= '0' && p[i] <= '9')); i++) continue;
+        if (n == 0 || i < n) {
+            snprintf(why_buf, sizeof why_buf, "'%.40s' is not a variable name", p);
+            return why_buf;
+        }
+        /* Only the runtime's own variables: the snapshot's environment is not the host's to
+         * rewrite (PATH, TZ, ...), and PCERT_PARAMS again would ask for a second line. */
+        if (strncmp(p, "PCERT_", 6) != 0 || strcmp(p, "PCERT_PARAMS") == 0) {
+            snprintf(why_buf, sizeof why_buf, "%.40s may not be set this way (only PCERT_ names, "
+                     "not PCERT_PARAMS)", p);
+            return why_buf;
+        }
+        if (strchr(eq + 1, '"') != NULL) {   /* the kernel command line's rule for a value */
+            snprintf(why_buf, sizeof why_buf, "%.40s: a value may not hold '\"'", p);
+            return why_buf;
+        }
+        for (k = 0; k < *count; k++)
+            if (strcmp(name[k], p) == 0) {
+                snprintf(why_buf, sizeof why_buf, "%.40s given twice", p);
+                return why_buf;
+            }
+        nonce |= strcmp(p, "PCERT_NONCE") == 0;
+        name[*count] = p, value[(*count)++] = eq + 1;
+    }
+    return nonce ? NULL : "no PCERT_NONCE (the run's nonce) among the parameters";
+}
+
+int pcert_params_read(int fd, char *why, size_t size)
+{
+    static char text[PARAMS_LINE_MAX + 1];
+    char *name[PARAMS_MAX], *value[PARAMS_MAX], c;
+    const char *bad;
+    size_t len = 0;
+    ssize_t n;
+    int count, i;
+    /* One byte at a time: whatever follows the \n (an agent request, on the same device) is
+     * not ours to take. One line per boot, so the cost does not matter. */
+    for (;;) {
+        do n = read(fd, &c, 1); while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            snprintf(why, size, "cannot read the channel: %s", pcert_errno_name(errno));
+            return -1;
+        }
+        if (n == 0) {
+            snprintf(why, size, "%s", "end of input before the end of the line");
+            return -1;
+        }
+        if (c == '\n') break;
+        if (len == PARAMS_LINE_MAX) {
+            snprintf(why, size, "line longer than %d bytes", PARAMS_LINE_MAX);
+            return -1;
+        }
+        text[len++] = c;
+    }
+    text[len] = '\0';
+    if ((bad = parse_params(text, len, name, value, &count)) != NULL) {
+        snprintf(why, size, "%s", bad);
+        return -1;
+    }
+    for (i = 0; i < count; i++)
+        if (setenv(name[i], value[i], 1) != 0) {
+            snprintf(why, size, "setenv %.40s: %s", name[i], pcert_errno_name(errno));
+            return -1;
+        }
+    return 0;
 }
 #endif

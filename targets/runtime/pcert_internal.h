@@ -20,4 +20,13 @@ int pcert_plain_byte(unsigned c);
 int pcert_agent_open(const char *channel, char *why, size_t size);
 long pcert_agent_serve(void);
 
+/* Waiting for the run's parameters (PCERT_PARAMS, docs/protocol.md), defined in pcert_agent.c
+ * beside the agent channel it shares code with. pcert_params_open opens the channel (a device
+ * in raw mode, or fd:N) before the ready record is printed; the descriptor, or -1 with the
+ * reason in why. pcert_params_read reads one PCERTP line from it, consuming nothing after its
+ * \n, checks all of it and only then sets each NAME=value in the environment; 0, or -1 with
+ * the reason. The weak stand-ins of pcert.c refuse. */
+int pcert_params_open(const char *channel, char *why, size_t size);
+int pcert_params_read(int fd, char *why, size_t size);
+
 #endif
