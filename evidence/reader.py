@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import format as fmt
 from .errors import BundleError
-from .schema import validate
+from .schema import known_valid, remember_valid, validate
 
 DAMAGED = "the bundle is damaged or incomplete: run `pcert verify` on it"
 
@@ -46,7 +46,12 @@ def _decode(path: Path, data: bytes, line: int | None = None) -> str:
 
 def read_json(path: Path) -> object:
     """Parse a JSON file, or BundleError with the line and column of the problem."""
-    text = _decode(path, read_bytes(path))
+    return parse_json(path, read_bytes(path))
+
+
+def parse_json(path: Path, data: bytes) -> object:
+    """`data`, the bytes of the JSON file `path`, parsed (errors name the file)."""
+    text = _decode(path, data)
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
@@ -57,8 +62,13 @@ def read_json(path: Path) -> object:
 def read_jsonl(path: Path) -> list[dict]:
     """One JSON object per line. Lines are split at b"\\n" only: U+2028 or \\x85 inside a
     reason are text, not line ends (``str.splitlines`` would cut them)."""
+    return parse_jsonl(path, read_bytes(path))
+
+
+def parse_jsonl(path: Path, data: bytes) -> list[dict]:
+    """`data`, the bytes of the JSON-lines file `path`, parsed (errors name the file)."""
     rows = []
-    for number, raw in enumerate(read_bytes(path).split(b"\n"), start=1):
+    for number, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
             continue
         try:
@@ -125,9 +135,13 @@ class Bundle:
     @cached_property
     def results(self) -> list[dict]:
         """results.jsonl: one result per planned test case, in plan order."""
-        rows = read_jsonl(self.path / fmt.RESULTS)
-        for number, row in enumerate(rows, start=1):
-            validate("result", row, where=f"{self.path / fmt.RESULTS}: line {number}")
+        path = self.path / fmt.RESULTS
+        data = read_bytes(path)
+        rows = parse_jsonl(path, data)
+        if not known_valid("result", data):
+            for number, row in enumerate(rows, start=1):
+                validate("result", row, where=f"{path}: line {number}")
+            remember_valid("result", data)
         return rows
 
     @cached_property
@@ -189,11 +203,14 @@ class Bundle:
 
     def _records(self, name: str) -> list[dict]:
         path = self.path / name
-        records = read_json(path)
+        data = read_bytes(path)
+        records = parse_json(path, data)
         if not isinstance(records, list):
             raise BundleError(f"{path}: expected a JSON list, found {type(records).__name__}; "
                               f"{DAMAGED}")
         kind = fmt.RECORD_KINDS[name]
-        for index, record in enumerate(records):
-            validate(kind, record, where=f"{path}[{index}]")
+        if not known_valid(kind, data):
+            for index, record in enumerate(records):
+                validate(kind, record, where=f"{path}[{index}]")
+            remember_valid(kind, data)
         return records

@@ -1,0 +1,51 @@
+"""Record files are validated once per process for the same bytes (evidence/schema.py):
+reopening an unchanged bundle checks nothing again, and any changed byte is checked afresh."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import evidence.reader as reader
+from evidence.errors import BundleError
+from evidence.reader import Bundle
+
+from bundle_factory import make_bundle
+
+
+def count_validations(monkeypatch) -> list[str]:
+    calls: list[str] = []
+    real = reader.validate
+
+    def counting(kind, obj, *, where=""):
+        calls.append(kind)
+        return real(kind, obj, where=where)
+
+    monkeypatch.setattr(reader, "validate", counting)
+    return calls
+
+
+def test_the_same_bytes_are_not_validated_twice(tmp_path, monkeypatch):
+    bundle = make_bundle(tmp_path)
+    calls = count_validations(monkeypatch)
+    first = Bundle.open(bundle)
+    first.results, first.testcases, first.requirements
+    checked = [k for k in calls if k != "manifest"]
+    assert checked  # whatever the writer remembered, the reader checked the rest once
+    calls.clear()
+    again = Bundle.open(bundle)
+    assert again.results == first.results and again.testcases == first.testcases
+    again.requirements
+    assert [k for k in calls if k != "manifest"] == []
+
+
+def test_a_changed_byte_is_validated_again(tmp_path):
+    bundle = make_bundle(tmp_path)
+    Bundle.open(bundle).results  # valid, remembered
+    path = bundle / "results.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[0]["verdict"] = "MAYBE"
+    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    with pytest.raises(BundleError, match="verdict"):
+        Bundle.open(bundle).results
