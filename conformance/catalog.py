@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import profiles
+from .catalog_cache import load_cached
 from .requirements import Requirement
-from .specitems import SpecSet, builtin_spec_dir, load_spec_dirs
+from .specitems import SpecSet, builtin_spec_dir
 
 
 def interface_requirement_id(name: str) -> str:
@@ -49,9 +50,13 @@ class Catalog:
     spec_dirs: tuple[Path, ...]
 
     @classmethod
-    def load(cls, extra_spec_dirs: tuple[Path, ...] = ()) -> "Catalog":
+    def load(cls, extra_spec_dirs: tuple[Path, ...] = (), *,
+             cache_dir: Path | None = None) -> "Catalog":
+        """The built-in spec files and those of ``extra_spec_dirs``; a set of spec files loaded
+        before comes from the cache (``cache_dir``, default <pcert cache>/catalog), see
+        conformance/catalog_cache.py."""
         dirs = (builtin_spec_dir(), *extra_spec_dirs)
-        return cls(spec_set=load_spec_dirs(list(dirs)), spec_dirs=dirs)
+        return cls(spec_set=load_cached(list(dirs), cache_dir), spec_dirs=dirs)
 
     def requirement(self, req_id: str) -> Requirement:
         if req_id in self.spec_set.requirements:

@@ -208,7 +208,8 @@ def prepare(options: RunOptions, progress: Progress) -> Prepared:
     problems = check_ready(target)
     if problems:
         raise RunError(f"target {target.name} is not ready: " + "; ".join(problems))
-    catalog = Catalog.load(tuple(options.spec_dirs))
+    catalog = Catalog.load(tuple(options.spec_dirs),
+                           cache_dir=cache_root(options.cache_dir) / "catalog")
     only_presence = only_differential = None
     only = options.only
     if only is not None:  # presence checks are named TC-H-, TC-L-, TC-NS-: not spec items

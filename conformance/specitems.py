@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jsonschema
 import yaml
 
 from evidence.fastschema import compile_schema
@@ -43,6 +43,9 @@ from evidence.fastschema import compile_schema
 from . import conditions
 from .conditions import describe_expectation
 from .requirements import Requirement
+
+if TYPE_CHECKING:
+    import jsonschema
 
 SCHEMA_PATH = Path(__file__).with_name("spec.schema.json")
 DEFAULT_RET_TYPE = "long"
@@ -321,6 +324,7 @@ def _schema_problems(data, where: _Positions) -> set[tuple[int, str, str]]:
     """(line, field, message) of every schema violation."""
     if _fast_check()(data) is True:  # jsonschema would agree; it words the problems otherwise
         return set()
+    import jsonschema  # here, not above: a valid catalog (or a cached one) never pays its import
     validator = jsonschema.Draft202012Validator(schema())
     return {(where.line(path), format_path(path), message)
             for error in validator.iter_errors(data) for path, message in _explain(error)}

@@ -110,6 +110,20 @@ def sha256_file(path: Path | str) -> str:
 
 def sha256_prefix(path: Path | str, size: int) -> str:
     """sha256 of the first ``size`` bytes of a file that may still be growing (a console log)."""
+    return prefix_digest(path, size).hexdigest()
+
+
+def prefix_digest(path: Path | str, size: int):
+    """A running sha256 of the first ``size`` bytes of a file, to be updated with the bytes
+    appended after them (a console log continued by a resumed run).
+
+    >>> d = Path(tempfile.mkdtemp()) / "console.log"
+    >>> _ = d.write_bytes(b"boot 1\\n")
+    >>> digest = prefix_digest(d, 7)
+    >>> digest.update(b"boot 2\\n")
+    >>> digest.hexdigest() == hashlib.sha256(b"boot 1\\nboot 2\\n").hexdigest()
+    True
+    """
     digest, left = hashlib.sha256(), size
     with open(path, "rb") as f:
         while left > 0:
@@ -118,4 +132,4 @@ def sha256_prefix(path: Path | str, size: int) -> str:
                 raise ValueError(f"{path}: shorter than {size} bytes")
             digest.update(block)
             left -= len(block)
-    return digest.hexdigest()
+    return digest

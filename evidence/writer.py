@@ -17,19 +17,21 @@ writes ``manifest.json`` last. A directory without a manifest is therefore an in
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import stat
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
 from . import format as fmt
 from .atomic import copy_file_atomic, encode_json, encode_json_line, fsync_directory, \
-    sha256_prefix, \
-    sha256_file, write_bytes_atomic
+    prefix_digest, sha256_file, write_bytes_atomic
 from .errors import BundleError
-from .reader import read_json, read_jsonl
-from .schema import validate
+from .reader import parse_json, parse_jsonl, read_bytes
+from .schema import known_valid, remember_valid, validate
 
 
 def resumable_manifest(directory: Path | str) -> dict:
@@ -52,6 +54,9 @@ class BundleWriter:
     def __init__(self, directory: Path | str, *, resume: bool = False):
         self.path = Path(directory)
         self.written: dict[str, str] = {}  # name -> sha256 at write time
+        # name -> (identity, sha256) of what this writer wrote: a checkpoint trusts the sha256
+        # while the file's identity (inode, size, times) is unchanged; finalize re-hashes.
+        self._digests: dict[str, tuple[tuple, str]] = {}
         self.consoles: dict[str, ConsoleSink] = {}
         self.finalized = False
         if resume:
@@ -84,12 +89,14 @@ class BundleWriter:
         """Write one file atomically, e.g. ``write_bytes("procedures/runtime.c", src)``."""
         target = self._target(name)
         write_bytes_atomic(target, data)
-        self.written[name] = sha256_file(target)
+        self._remember(name, hashlib.sha256(data).hexdigest())
 
     def write_json(self, name: str, obj: object) -> None:
         """Write deterministic JSON; requirements.json and testcases.json are validated first."""
         self._validate_records(name, obj)
-        self.write_bytes(name, encode_json(obj))
+        data = encode_json(obj)
+        self._remember_valid(name, data)
+        self.write_bytes(name, data)
 
     def write_jsonl(self, name: str, rows: Iterable[dict], *, validate: bool = True) -> None:
         """Write one compact, key-sorted JSON object per line; results.jsonl is validated
@@ -97,13 +104,16 @@ class BundleWriter:
         rows = list(rows)
         if validate:
             self._validate_records(name, rows)
-        self.write_bytes(name, b"".join(encode_json_line(row) for row in rows))
+        data = b"".join(encode_json_line(row) for row in rows)
+        if validate:
+            self._remember_valid(name, data)
+        self.write_bytes(name, data)
 
     def add_file(self, name: str, src_path: Path | str) -> None:
         """Copy a file into the bundle (atomically, like every other write)."""
         target = self._target(name)
         copy_file_atomic(src_path, target)
-        self.written[name] = sha256_file(target)
+        self._remember(name, sha256_file(target))
 
     def open_console(self, name: str = fmt.CONSOLE, *, append: bool = False) -> "ConsoleSink":
         """Start a console log (console.log, or console.wN.log for parallel worker N); append
@@ -115,7 +125,7 @@ class BundleWriter:
             raise ValueError(f"{self.path}: {name} was already opened")
         self._check_open()
         sink = ConsoleSink(self.path / name, append=append,
-                           on_close=lambda sha256: self.written.__setitem__(name, sha256))
+                           on_close=lambda sha256: self._remember(name, sha256))
         self.consoles[name] = sink
         return sink
 
@@ -124,10 +134,16 @@ class BundleWriter:
 
         Console logs keep growing after a checkpoint; the manifest holds their size and
         sha256 at this moment, and verify accepts bytes appended after it in an incomplete
-        bundle (a killed run loses nothing and lies about nothing)."""
+        bundle (a killed run loses nothing and lies about nothing).
+
+        It is cheap: console logs are hashed as they are written and files written through
+        the writer were hashed then, so only a file changed behind the writer's back (or
+        written by an interrupted run before a resume) is read again."""
+        growing = {name: sink.received() for name, sink in self.consoles.items()
+                   if not sink.closed}
         for sink in self.consoles.values():
-            sink.sync()
-        return self._seal(manifest, "incomplete", check=False)
+            sink.sync()  # every byte the manifest names is on disk before the manifest
+        return self._seal(manifest, "incomplete", growing=growing)
 
     # -- the manifest ------------------------------------------------------------------------
 
@@ -142,7 +158,9 @@ class BundleWriter:
         self.finalized = True
         return manifest
 
-    def _seal(self, manifest: dict, status: str, check: bool = True) -> dict:
+    def _seal(self, manifest: dict, status: str, growing: dict | None = None) -> dict:
+        """Write manifest.json. ``growing`` is a checkpoint's (size, sha256) of each console
+        log still being written; without it every file is re-hashed and checked."""
         self._check_open()
         if status not in fmt.STATUSES:
             raise ValueError(f"status {status!r} is not one of {', '.join(fmt.STATUSES)}")
@@ -151,42 +169,62 @@ class BundleWriter:
             raise BundleError(f"{self.path}: {', '.join(missing)} not written; a bundle needs "
                               "them even when nothing ran (write [] or one UNINITIATED result "
                               "per planned test case)")
-        manifest = dict(manifest, schema=fmt.SCHEMA, status=status, files=self._hash_files())
-        if check:  # a checkpoint, written every second, is checked when the run is sealed
+        manifest = dict(manifest, schema=fmt.SCHEMA, status=status,
+                        files=self._hash_files(growing))
+        if growing is None:  # a checkpoint, written every second, is checked when sealed
             self._check_against_results(manifest)
         validate("manifest", manifest, where=str(self.path / fmt.MANIFEST))
         write_bytes_atomic(self.path / fmt.MANIFEST, encode_json(manifest))
         return manifest
 
-    def _hash_files(self) -> dict:
+    def _hash_files(self, growing: dict | None = None) -> dict:
+        """{name: {sha256, size}} of every listed file; see :meth:`_seal` for ``growing``."""
         files = {}
         for name in fmt.walk_files(self.path):
             if not fmt.is_listed(name):
                 continue
             full = self.path / name
-            if not fmt.is_regular(full):
+            info = _regular_file(full)
+            if info is None:
                 raise BundleError(f"{full}: is a symbolic link or special file; a bundle holds "
                                   "only real files (replace it with a copy of the file)")
-            if name in self.consoles and not self.consoles[name].closed:
-                # Still growing (a checkpoint): seal exactly the bytes received so far.
-                size = self.consoles[name].size
-                files[name] = {"sha256": sha256_prefix(full, size), "size": size}
-                continue
-            sha256 = sha256_file(full)
-            # Evidence changed between writing and sealing it: refuse to seal a lie.
-            if name in self.written and self.written[name] != sha256 and not fmt.is_console(name):
-                raise BundleError(f"{full}: changed after it was written to the bundle; "
-                                  "find what modified it and re-run")
-            files[name] = {"sha256": sha256, "size": full.stat().st_size}
+            if growing is None:
+                files[name] = self._sealed_entry(name, full)
+            elif name in growing:
+                # Still growing: seal exactly the bytes received so far.
+                size, sha256 = growing[name]
+                files[name] = {"sha256": sha256, "size": size}
+            else:
+                files[name] = self._checkpoint_entry(name, full, info)
         return files
+
+    def _sealed_entry(self, name: str, full: Path) -> dict:
+        """Hash the file from its first byte; refuse evidence changed since it was written."""
+        sha256 = sha256_file(full)
+        # A console log's sha256 is of the bytes its sink received, so this holds for it too.
+        if name in self.written and self.written[name] != sha256:
+            raise BundleError(f"{full}: changed after it was written to the bundle; "
+                              "find what modified it and re-run")
+        return {"sha256": sha256, "size": full.stat().st_size}
+
+    def _checkpoint_entry(self, name: str, full: Path, info: os.stat_result) -> dict:
+        """The sha256 known from writing the file, when its identity says it is untouched."""
+        known = self._digests.get(name)
+        if known is not None and known[0] == _identity(info):
+            return {"sha256": known[1], "size": info.st_size}
+        return {"sha256": sha256_file(full), "size": info.st_size}
+
+    def _remember(self, name: str, sha256: str) -> None:
+        """Record the sha256 of a file just written, with its identity for checkpoints."""
+        self.written[name] = sha256
+        self._digests[name] = (_identity((self.path / name).stat()), sha256)
 
     def _check_against_results(self, manifest: dict) -> None:
         """Fill in ``summary`` when absent; refuse a manifest the results contradict."""
-        results = read_jsonl(self.path / fmt.RESULTS)
-        testcases = read_json(self.path / fmt.TESTCASES)
-        # Written with write_bytes, they escaped validation: check before relying on fields.
-        self._validate_records(fmt.RESULTS, results)
-        self._validate_records(fmt.TESTCASES, testcases)
+        # Written with write_bytes, they escaped validation: check before relying on fields
+        # (unless these very bytes were checked already, see evidence/schema.py).
+        results = self._read_valid(fmt.RESULTS, parse_jsonl)
+        testcases = self._read_valid(fmt.TESTCASES, parse_json)
         self._reconcile(manifest, [case["id"] for case in testcases], results)
         counts = Counter(row["verdict"] for row in results)
         summary = {verdict: counts.get(verdict, 0) for verdict in fmt.VERDICTS}
@@ -227,6 +265,23 @@ class BundleWriter:
         if self.finalized:
             raise ValueError(f"{self.path}: the bundle is finalized; it can no longer change")
 
+    def _read_valid(self, name: str, parse) -> object:
+        """A record file of the bundle, parsed and validated (once for the same bytes)."""
+        path = self.path / name
+        data = read_bytes(path)
+        records = parse(path, data)
+        kind = fmt.RECORD_KINDS[name]
+        if not known_valid(kind, data):
+            self._validate_records(name, records)
+            remember_valid(kind, data)
+        return records
+
+    @staticmethod
+    def _remember_valid(name: str, data: bytes) -> None:
+        kind = fmt.RECORD_KINDS.get(name)
+        if kind is not None:
+            remember_valid(kind, data)
+
     @staticmethod
     def _validate_records(name: str, obj: object) -> None:
         kind = fmt.RECORD_KINDS.get(name)
@@ -245,43 +300,66 @@ class ConsoleSink:
     Each write goes straight to the OS (no user-space buffer), so a killed run keeps every byte
     received; ``close`` fsyncs and returns the total byte count. ``size`` is the offset the next
     byte will have, which is what a console parser records as a result's byte range.
+
+    A running sha256 follows the writes, so a checkpoint learns the digest of everything
+    received without reading the log again (``append`` hashes the existing bytes once):
+
+    >>> import tempfile
+    >>> sink = ConsoleSink(Path(tempfile.mkdtemp()) / "console.log")
+    >>> _ = sink.write(b"boot\\n")
+    >>> sink.received() == (5, hashlib.sha256(b"boot\\n").hexdigest())
+    True
     """
 
     def __init__(self, path: Path, on_close=None, append: bool = False):
         self.path = path
         self.closed = False
         self._on_close = on_close
+        # write() and received() may run on different threads (reader and checkpoint): the
+        # size and the digest must always describe the same bytes.
+        self._lock = threading.Lock()
         flags = os.O_WRONLY | os.O_APPEND | (os.O_CREAT if append else os.O_CREAT | os.O_EXCL)
         self._fd = os.open(path, flags, 0o644)
         self.size = os.fstat(self._fd).st_size
+        self._digest = prefix_digest(path, self.size) if self.size else hashlib.sha256()
         fsync_directory(path.parent)
+
+    def received(self) -> tuple[int, str]:
+        """(size, sha256) of every byte in the log so far, without reading it again."""
+        with self._lock:
+            return self.size, self._digest.copy().hexdigest()
 
     def sync(self) -> None:
         """Make every byte received so far durable (a checkpoint)."""
-        if not self.closed:
-            os.fsync(self._fd)
+        with self._lock:
+            if not self.closed:
+                os.fsync(self._fd)
 
     def write(self, data: bytes) -> int:
         """Append ``data`` untouched; returns ``len(data)`` like a file (``size`` is the total)."""
-        if self.closed:
-            raise ValueError(f"{self.path}: console sink is closed")
-        view = memoryview(data)
-        while view:
-            done = os.write(self._fd, view)
-            view = view[done:]
-        self.size += len(data)
+        with self._lock:
+            if self.closed:
+                raise ValueError(f"{self.path}: console sink is closed")
+            view = memoryview(data)
+            while view:
+                done = os.write(self._fd, view)
+                self._digest.update(view[:done])  # what is in the file, even if a write fails
+                self.size += done
+                view = view[done:]
         return len(data)
 
     def close(self) -> int:
         """Make the console durable; returns the total byte count. Closing twice is harmless."""
-        if not self.closed:
+        with self._lock:
+            if self.closed:
+                return self.size
             try:
                 os.fsync(self._fd)
             finally:
                 os.close(self._fd)
                 self.closed = True
-            if self._on_close is not None:
-                self._on_close(sha256_file(self.path))
+        if self._on_close is not None:
+            self._on_close(self._digest.hexdigest())
         return self.size
 
     def __enter__(self) -> "ConsoleSink":
@@ -298,3 +376,19 @@ def _first_difference(left: list[str], right: list[str]) -> str:
         if a != b:
             return f"position {index}: planned {a}, result {b}"
     return "none"
+
+
+def _regular_file(path: Path) -> os.stat_result | None:
+    """The status of a real file (what fmt.is_regular accepts) in one system call; None for a
+    symbolic link, a special file or a file gone since the directory was listed."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return info if stat.S_ISREG(info.st_mode) else None
+
+
+def _identity(info: os.stat_result) -> tuple:
+    """What changes when a file is replaced or modified: an atomic rewrite makes a new inode,
+    a write in place moves the modification and change times (nanoseconds)."""
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
