@@ -84,7 +84,7 @@ def ensure_snapshot(target: Target, kernel, image, cache_dir: Path, *,
         if snapshot is None:
             snapshot = _make(target, kernel, image, directory, key)
             _prune(cache_dir, keep=directory)
-    os.utime(directory / META)  # the newest used are the ones kept
+        os.utime(directory / META)  # the most recently used are the ones kept
     return snapshot
 
 
