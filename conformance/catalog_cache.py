@@ -16,12 +16,10 @@ nothing is stored for them.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import os
 import pickle
 import sys
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -29,6 +27,7 @@ import yaml
 
 from evidence import fastschema
 from evidence.atomic import write_bytes_atomic
+from evidence.gcpause import collection_paused
 
 from . import conditions, requirements, specitems
 from .specitems import SpecSet, load_spec_dirs
@@ -115,7 +114,7 @@ def _read(path: Path, key: str) -> SpecSet | None:
         with open(path, "rb") as f:
             if os.fstat(f.fileno()).st_uid != os.geteuid():
                 return None  # unpickling runs code: only ever our own files
-            with _collection_paused():
+            with collection_paused():
                 entry = pickle.load(f)
     except Exception:  # missing, unreadable, truncated, garbage: load afresh and replace it
         return None
@@ -135,19 +134,6 @@ def _write(path: Path, key: str, spec_set: SpecSet) -> None:
     except OSError:
         return  # a read-only or full cache: this load parsed the files, the next one will too
     _prune(path)
-
-
-@contextmanager
-def _collection_paused():
-    """Unpickling makes thousands of containers, each few hundred of which would start a
-    collection that finds nothing to free (40 ms -> 25 ms in a process holding much)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _touch(path: Path) -> None:

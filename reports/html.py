@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from functools import lru_cache
 from html import escape
 
 from evidence.format import VERDICTS as TET_CODES
@@ -94,7 +95,19 @@ def render_html(bundle, evidence: Evidence | None = None) -> bytes:
 
 def _e(value: object, limit: int | None = CELL_MAX_CHARS) -> str:
     """Escaped, visible text: markup in guest output stays text."""
+    # Remembered when short: verdicts, kinds, ids and criteria recur across sections and test
+    # cases. Strings only: 1 and True are equal keys but unequal texts.
+    if type(value) is str and len(value) <= REMEMBERED_CHARS:
+        return _escaped_remembered(value, limit)
     return escape(visible_text(clip(value, limit)), quote=True)
+
+
+REMEMBERED_CHARS = 1000
+
+
+@lru_cache(maxsize=1 << 14)
+def _escaped_remembered(text: str, limit: int | None) -> str:
+    return escape(visible_text(clip(text, limit)), quote=True)
 
 
 def _verdict_cell(verdict: str, extra: str = "") -> str:

@@ -18,9 +18,10 @@ verifies, the procedure's sha256) and its slice of the console as ``<system-out>
 
 Why junit-xml builds the elements but we serialise: junit-xml has no per-testcase properties and
 its pretty-printer round-trips through minidom. We take its ``<testsuite>`` element, add the
-properties with ElementTree, and serialise with ElementTree ourselves, so the output depends on
-the bundle only (byte-reproducible). Every string from the bundle goes through ``xml_safe`` first:
-the guest printed it, so it may hold any byte, and the result must be well-formed XML regardless.
+properties with ElementTree, and serialise it ourselves (exactly as ElementTree would,
+reports/xmltext.py), so the output depends on the bundle only (byte-reproducible). Every string
+from the bundle goes through ``xml_safe`` first: the guest printed it, so it may hold any byte,
+and the result must be well-formed XML regardless.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import xml.etree.ElementTree as ET
 
 from evidence.format import VERDICTS as TET_CODES
 from junit_xml import TestCase, TestSuite
+
+from reports.xmltext import tree_bytes
 
 # Characters XML 1.0 forbids (C0 controls except TAB/LF/CR, surrogates, U+FFFE/U+FFFF). A lone
 # surrogate can reach us through a JSON "\ud800" escape even though console bytes are decoded
@@ -208,4 +211,4 @@ def _serialise(suite_element: ET.Element) -> bytes:
     root.append(suite_element)
     # indent() touches only whitespace between elements, never a leaf's text (system-out).
     ET.indent(root, space="  ")
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    return tree_bytes(root) + b"\n"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import json
 import shlex
+from collections.abc import Iterable
 
 from evidence.format import VERDICTS as BUNDLE_VERDICTS
 from reportlab.lib import colors
@@ -30,7 +31,8 @@ from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import (Flowable, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table,
+                                TableStyle)
 
 from reports.model import Evidence, analyse
 from reports.pdf_documents import (_EXCERPT_FONT_SIZE, EXCERPT_MAX_BYTES, EXCERPT_MAX_LINES,
@@ -79,13 +81,15 @@ def _styles() -> dict[str, ParagraphStyle]:
 
 # --------------------------------------------------------------------------- entry point
 
-def render_pdf(bundle, evidence: Evidence | None = None) -> bytes:
+def render_pdf(bundle, evidence: Evidence | None = None, *,
+               grids: Iterable[Flowable] | None = None) -> bytes:
     """Render the bundle as a PDF report (bytes). ``evidence``: the analysis with waivers or a
-    catalog applied (reports/model.py); by default the bundle's own."""
+    catalog applied (reports/model.py); by default the bundle's own. ``grids``: the largest
+    tables, when another process makes them (``pdf_documents.grids_to_make``, reports/render.py)."""
     evidence = evidence or analyse(bundle)
     styles = _styles()
     run_id = evidence.run_id
-    sections, outline = documents(evidence, styles, _configuration_items(bundle))
+    sections, outline = documents(evidence, styles, _configuration_items(bundle), grids)
     story = []
     story += sections
     if isinstance(bundle.manifest.get("presence"), dict):

@@ -16,10 +16,14 @@ certification engineer reviews them:
 10. Software Verification Cases and Procedures: every test case with inputs, conditions,
     expected result, pass/fail criteria, the procedure's source and sha256.
 
-Large tables use :class:`reports.pdf_layout.Grid`: 10,000 test cases render in seconds.
+Large tables use :class:`reports.pdf_layout.Grid`: 10,000 test cases render in seconds. The
+largest (sections 4, 5, 9 and 10) come from :func:`grids_to_make`, so that another process can
+wrap their text while the PDF is laid out (reports/render.py).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
 
 from evidence.format import VERDICTS as TET_CODES
 from reportlab.lib import colors
@@ -300,14 +304,19 @@ def _waivers(evidence: Evidence, styles) -> list:
 
 # --------------------------------------------------------------------------- 4-8 trace
 
-def trace_requirements(evidence: Evidence, outline: Outline) -> list:
+def trace_requirements(evidence: Evidence, outline: Outline, grids: Iterator[Grid]) -> list:
+    """``grids``: what :func:`grids_to_make` gives (made here or in another process), at
+    this section's grid; sections 5, 9 and 10 take theirs from it in turn."""
     styles = outline.styles
     untested = len(evidence.gap_rows(GAP_NO_TEST))
-    story = [outline.h1("Trace matrix: requirement to test cases to results"), _para(
+    return [outline.h1("Trace matrix: requirement to test cases to results"), _para(
         f"{len(evidence.requirements)} requirements in the bundle, sorted by id; {untested} with "
         "no test case. Outcome is the most serious verdict of the requirement's test cases; "
         "gaps are named under it. A suspect link (its requirement or procedure changed since "
-        "the run) is marked, and its result needs re-run.", styles), Spacer(1, 4)]
+        "the run) is marked, and its result needs re-run.", styles), Spacer(1, 4), next(grids)]
+
+
+def _requirements_grid(evidence: Evidence) -> Grid:
     rows = []
     for row in evidence.requirements:
         requirement = row.requirement
@@ -330,16 +339,18 @@ def trace_requirements(evidence: Evidence, outline: Outline) -> list:
                                     f"{claimed})"), italic=True),
                      cell(cell_text(f"{case.id}: {case.verdict}")),
                      cell(case.verdict, bold=True, background=NO_TEST_COLOUR)])
-    story.append(Grid([BODY_WIDTH - 250, 170, 80], rows, header=[
-        cell(t, bold=True) for t in ("Requirement", "Test cases: verdict", "Outcome")]))
-    return story
+    return Grid([BODY_WIDTH - 250, 170, 80], rows, header=[
+        cell(t, bold=True) for t in ("Requirement", "Test cases: verdict", "Outcome")])
 
 
-def trace_testcases(evidence: Evidence, outline: Outline) -> list:
+def trace_testcases(evidence: Evidence, outline: Outline, grids: Iterator[Grid]) -> list:
     styles = outline.styles
-    story = [outline.h1("Trace matrix: test case to requirements"), _para(
+    return [outline.h1("Trace matrix: test case to requirements"), _para(
         f"{len(evidence.cases)} test cases in plan order, with the requirements each verifies. "
-        "A requirement the bundle does not list is marked.", styles), Spacer(1, 4)]
+        "A requirement the bundle does not list is marked.", styles), Spacer(1, 4), next(grids)]
+
+
+def _testcases_grid(evidence: Evidence) -> Grid:
     rows = []
     for case in evidence.cases:
         testcase = case.testcase
@@ -354,9 +365,8 @@ def trace_testcases(evidence: Evidence, outline: Outline) -> list:
             lines_cell([(cell_text(t), b) for t, b in requirements] or [("(none)", True)]),
             cell(case.verdict, bold=True, background=VERDICT_COLOURS.get(case.verdict)),
         ])
-    story.append(Grid([190, 60, BODY_WIDTH - 320, 70], rows, header=[
-        cell(t, bold=True) for t in ("Test case", "Kind / method", "Verifies", "Verdict")]))
-    return story
+    return Grid([190, 60, BODY_WIDTH - 320, 70], rows, header=[
+        cell(t, bold=True) for t in ("Test case", "Kind / method", "Verifies", "Verdict")])
 
 
 def trace_gaps(evidence: Evidence, outline: Outline) -> list:
@@ -434,11 +444,14 @@ def suspect_links_section(evidence: Evidence, outline: Outline) -> list:
 
 # --------------------------------------------------------------------------- 9 SVR
 
-def verification_results(evidence: Evidence, outline: Outline) -> list:
+def verification_results(evidence: Evidence, outline: Outline, grids: Iterator[Grid]) -> list:
     styles = outline.styles
-    story = [outline.h1("Software Verification Results"), _para(
+    return [outline.h1("Software Verification Results"), _para(
         "The verdict of every procedure, in plan order, with its reason and the problem "
-        "report of each discrepancy.", styles), Spacer(1, 4)]
+        "report of each discrepancy.", styles), Spacer(1, 4), next(grids)]
+
+
+def _results_grid(evidence: Evidence) -> Grid:
     rows = []
     for case in evidence.cases:
         result = case.result
@@ -453,33 +466,52 @@ def verification_results(evidence: Evidence, outline: Outline) -> list:
             cell(f"{problem.id}\n{problem.status}" if problem else "-",
                  colour=SUSPECT_COLOUR if problem and problem.status == "open" else None),
         ])
-    story.append(Grid([24, 150, 64, BODY_WIDTH - 348, 110], rows, header=[
+    return Grid([24, 150, 64, BODY_WIDTH - 348, 110], rows, header=[
         cell(t, bold=True) for t in ("#", "Test case", "Verdict", "Reason, location",
-                                     "Problem report")]))
-    return story
+                                     "Problem report")])
 
 
 # --------------------------------------------------------------------------- 10 SVCP
 
-def cases_and_procedures(evidence: Evidence, outline: Outline) -> list:
+def cases_and_procedures(evidence: Evidence, outline: Outline, grids: Iterator[Grid]) -> list:
+    """``grids``: at this section's grids, one per unit."""
     styles = outline.styles
     story = [outline.h1("Software Verification Cases and Procedures"), _para(
         "Each test case with its inputs, conditions, expected result and pass/fail criteria, "
         "and the procedure that executes it: its source as it ran (from the bundle's "
         "procedures/) and its sha256. Grouped by unit, in plan order.", styles)]
+    for unit, cases in _units(evidence).items():
+        story += [outline.h2(f"Unit {unit}: {len(cases)} test cases"), next(grids)]
+    return story
+
+
+def _procedure_grids(evidence: Evidence) -> Iterator[Grid]:
     sources = ProcedureSources(evidence.bundle)
+    for cases in _units(evidence).values():
+        rows = []
+        for case in cases:
+            rows += _case_rows(case, sources) + [GAP]
+        # One grid per unit: each test case's id and title head its rows, also on a new page.
+        yield Grid([118, BODY_WIDTH - 118], rows[:-1])
+
+
+def grids_to_make(evidence: Evidence) -> Iterator[Grid]:
+    """The grids of sections 4, 5, 9 and 10, in story order: most of the story's cost (every
+    line of every procedure is wrapped here), so another process can make them while this one
+    lays out what comes before each (reports/render.py)."""
+    yield _requirements_grid(evidence)
+    yield _testcases_grid(evidence)
+    yield _results_grid(evidence)
+    yield from _procedure_grids(evidence)
+
+
+def _units(evidence: Evidence) -> dict[str, list]:
+    """Unit (else interface) -> its test cases in plan order; units sorted."""
     units: dict[str, list] = {}
     for case in evidence.cases:
         units.setdefault(str(case.testcase.get("unit") or case.testcase.get("interface")
                              or "(no unit)"), []).append(case)
-    for unit in sorted(units):
-        story.append(outline.h2(f"Unit {unit}: {len(units[unit])} test cases"))
-        rows = []
-        for case in units[unit]:
-            rows += _case_rows(case, sources) + [GAP]
-        # One grid per unit: each test case's id and title head its rows, also on a new page.
-        story.append(Grid([118, BODY_WIDTH - 118], rows[:-1]))
-    return story
+    return {unit: units[unit] for unit in sorted(units)}
 
 
 def _case_rows(case, sources: ProcedureSources) -> list:
@@ -539,19 +571,22 @@ def pass_fail_criteria(testcase: dict) -> str:
 
 # --------------------------------------------------------------------------- the set
 
-def documents(evidence: Evidence, styles, identification: list) -> tuple[list, Outline]:
-    """The numbered sections and the outline that numbered them (appendices continue it)."""
+def documents(evidence: Evidence, styles, identification: list,
+              grids: Iterable[Grid] | None = None) -> tuple[list, Outline]:
+    """The numbered sections and the outline that numbered them (appendices continue it).
+    ``grids``: what :func:`grids_to_make` gives, if made elsewhere; by default made here."""
     outline = Outline(styles)
+    grids = iter(grids_to_make(evidence) if grids is None else grids)
     story = []
     for part in (lambda: configuration_index(evidence, outline, identification),
                  lambda: results_summary(evidence, outline),
                  lambda: problem_reports(evidence, outline),
-                 lambda: trace_requirements(evidence, outline),
-                 lambda: trace_testcases(evidence, outline),
+                 lambda: trace_requirements(evidence, outline, grids),
+                 lambda: trace_testcases(evidence, outline, grids),
                  lambda: trace_gaps(evidence, outline),
                  lambda: coverage(evidence, outline),
                  lambda: suspect_links_section(evidence, outline),
-                 lambda: verification_results(evidence, outline),
-                 lambda: cases_and_procedures(evidence, outline)):
+                 lambda: verification_results(evidence, outline, grids),
+                 lambda: cases_and_procedures(evidence, outline, grids)):
         story += [PageBreak()] + part()
     return story, outline

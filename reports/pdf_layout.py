@@ -20,7 +20,11 @@ it so); anything else is drawn as "?".
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import groupby
+from operator import itemgetter
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
@@ -54,6 +58,33 @@ def _widths(font: str) -> list[int]:
     return _WIDTHS[font]
 
 
+class _WordUnits(dict):
+    """Width of each word in a font, in 1/1000 em (an exact integer, so the sums and the line
+    breaks are the same as measuring each time), measured once: the same words recur in every
+    grid."""
+
+    LIMIT = 200_000               # a long-lived process renders many reports: stay bounded
+
+    def __init__(self, widths: list[int]):
+        super().__init__()
+        self.widths = widths
+
+    def __missing__(self, word: str) -> int:
+        if len(self) >= self.LIMIT:
+            self.clear()
+        units = self[word] = sum(map(self.widths.__getitem__, word.encode("cp1252", "replace")))
+        return units
+
+
+_WORD_UNITS: dict[str, _WordUnits] = {}
+
+
+def _word_units(font: str) -> _WordUnits:
+    if font not in _WORD_UNITS:
+        _WORD_UNITS[font] = _WordUnits(_widths(font))
+    return _WORD_UNITS[font]
+
+
 def text_width(text: str, font: str, size: float) -> float:
     """Width in points of ``text`` drawn in a built-in font (summed from its width table)."""
     widths = _widths(font)
@@ -66,6 +97,7 @@ def wrap_text(text: str, font: str, size: float, width: float) -> list[str]:
     if font == MONO:
         return _wrap_mono(text, int(width / (0.6 * size)))
     widths = _widths(font)
+    units = _word_units(font)
     scale = size / 1000.0
     space = widths[32] * scale
     # No glyph of these fonts is wider than 1.02 em: a short enough text needs no measuring.
@@ -77,7 +109,7 @@ def wrap_text(text: str, font: str, size: float, width: float) -> list[str]:
             continue
         line, line_width, started = "", 0.0, False
         for word in paragraph.split(" "):
-            word_width = sum(map(widths.__getitem__, word.encode("cp1252", "replace"))) * scale
+            word_width = units[word] * scale
             if started and line_width + space + word_width <= width:
                 line, line_width = f"{line} {word}", line_width + space + word_width
                 continue
@@ -88,10 +120,27 @@ def wrap_text(text: str, font: str, size: float, width: float) -> list[str]:
                 cut = _fitting_chars(word, widths, scale, width)
                 lines.append(word[:cut])
                 word = word[cut:]
-                word_width = sum(map(widths.__getitem__, word.encode("cp1252", "replace"))) * scale
+                word_width = units[word] * scale
             line, line_width = word, word_width
         lines.append(line)
     return lines
+
+
+def _wrapped(text: str, font: str, size: float, width: float) -> tuple[str, ...]:
+    """:func:`wrap_text`, each line escaped for a PDF string."""
+    if len(text) > REMEMBERED_CHARS:
+        return tuple(map(pdf_string, wrap_text(text, font, size, width)))
+    return _wrapped_remembered(text, font, size, width)
+
+
+# Criteria, conditions and titles recur from case to case, sources do not: only short texts
+# are remembered, so what stays in memory after a rendering is bounded (~30 MB at most).
+REMEMBERED_CHARS = 1000
+
+
+@lru_cache(maxsize=1 << 14)
+def _wrapped_remembered(text: str, font: str, size: float, width: float) -> tuple[str, ...]:
+    return tuple(map(pdf_string, wrap_text(text, font, size, width)))
 
 
 def _wrap_mono(text: str, columns: int) -> list[str]:
@@ -155,9 +204,11 @@ def group_row(cells: list[Cell]) -> tuple[str, list[Cell]]:
 
 @dataclass
 class _Row:
-    cells: list[list[tuple[str, str]]]       # per column: wrapped (line, font)
-    colours: list[object]
-    backgrounds: list[object]
+    """A row as drawn: strings only (cheap to pickle, nothing left to format but positions)."""
+
+    cells: list[list[tuple[str, str]]]       # per column: wrapped (line as a PDF string, font)
+    colours: list[str]                       # per column: text colour as "r g b"
+    backgrounds: list[str | None]            # per column: "r g b", or None
     height: float
     kind: str = "row"                        # row | group | gap
 
@@ -196,11 +247,12 @@ class Grid(Flowable):
         for width, item in zip(self.widths, cells):
             size = self.size - 0.5 if item.mono else self.size
             lines = [(line, font) for text, font in item.parts
-                     for line in wrap_text(text, font, size, width - 2 * PAD)]
+                     for line in _wrapped(text, font, size, width - 2 * PAD)]
             wrapped.append(lines)
             most = max(most, len(lines))
-        return _Row(wrapped, [item.colour for item in cells],
-                    [item.background or background for item in cells],
+        backgrounds = [item.background or background for item in cells]
+        return _Row(wrapped, [_rgb(item.colour) if item.colour else _BLACK for item in cells],
+                    [_rgb(colour) if colour else None for colour in backgrounds],
                     most * self.leading + 2 * PAD, kind)
 
     def wrap(self, availWidth, availHeight):
@@ -251,70 +303,139 @@ class Grid(Flowable):
         return Grid(self.widths, [], size=self.size, leading=self.leading,
                     _wrapped=(self.header, rows), _height=height)
 
+    def state(self) -> tuple:
+        """The grid as wrapped, in plain data (picklable): see :class:`PendingGrid`."""
+        return self.widths, self.size, self.leading, self.header, self.rows, self._height
+
     def draw(self):
         # PDF operators written directly (one string per grid): going through reportlab's text
         # object costs a setFont, a setTextOrigin and number formatting per line, which made a
         # 10,000-test-case report take a minute.
-        canvas = self.canv
-        fonts: dict[str, str] = {}
-
-        def font_name(font: str) -> str:
-            if font not in fonts:
-                fonts[font] = canvas._doc.getInternalFontName(font)
-            return fonts[font]
-
         xs = [0.0]
         for width in self.widths:
             xs.append(xs[-1] + width)
-        fills, text, rules = [], ["BT", f"{self.leading:.2f} TL"], []
-        current_font, current_colour = None, None
+        ops = _GridOps(self, xs)
         top = self.height
         block_top = None         # top of the current run of rows between gaps: one box
-
-        def close_block(bottom: float) -> None:
-            rules.append(f"0 {block_top:.2f} m {xs[-1]:.2f} {block_top:.2f} l")
-            rules.extend(f"{x:.2f} {bottom:.2f} m {x:.2f} {block_top:.2f} l" for x in xs)
-
         for row in ([self.header] if self.header else []) + self.rows:
             bottom = top - row.height
             if row.kind == GAP:
                 if block_top is not None:
-                    close_block(top)
+                    ops.close_block(block_top, top)
                     block_top = None
                 top = bottom
                 continue
             if block_top is None:
                 block_top = top
-            for column, background in enumerate(row.backgrounds):
-                if background is not None:
-                    fills.append(f"{_rgb(background)} rg {xs[column]:.2f} {bottom:.2f} "
-                                 f"{self.widths[column]:.2f} {row.height:.2f} re f")
-            rules.append(f"0 {bottom:.2f} m {xs[-1]:.2f} {bottom:.2f} l")
-            for column, lines in enumerate(row.cells):
-                colour = _rgb(row.colours[column] or colors.black)
-                if colour != current_colour:
-                    text.append(f"{colour} rg")
-                    current_colour = colour
-                if not lines:
-                    continue
-                # One position per cell; each further line moves down by the leading (T*).
-                text.append(f"1 0 0 1 {xs[column] + PAD:.2f} {top - PAD - self.size:.2f} Tm")
-                for number, (line, font) in enumerate(lines):
-                    size = self.size - 0.5 if font == MONO else self.size
-                    if (font, size) != current_font:
-                        text.append(f"{font_name(font)} {size:.2f} Tf")
-                        current_font = (font, size)
-                    text.append(("T* (" if number else "(") + pdf_string(line) + ") Tj")
+            ops.row(row, top, bottom)
             top = bottom
         if block_top is not None:
-            close_block(top)
-        text.append("ET")
-        canvas.addLiteral("q\n" + "\n".join(fills) + "\n" + "\n".join(text)
-                          + f"\n0.4 w {_rgb(GRID_COLOUR)} RG\n" + "\n".join(rules) + "\nS\nQ")
+            ops.close_block(block_top, top)
+        self.canv.addLiteral(ops.literal())
+
+
+class PendingGrid(Grid):
+    """A :class:`Grid` wrapped elsewhere (in another process): ``fetch()`` returns its
+    :meth:`Grid.state`, and is called when the layout first reaches the grid, so what comes
+    before it is laid out while it is being wrapped."""
+
+    def __init__(self, fetch: Callable[[], tuple]):
+        Flowable.__init__(self)
+        self._fetch = fetch
+
+    def _arrive(self) -> None:
+        if self._fetch is not None:
+            (self.widths, self.size, self.leading, self.header, self.rows,
+             self._height) = self._fetch()
+            self._fetch = None
+
+    def wrap(self, availWidth, availHeight):
+        self._arrive()
+        return super().wrap(availWidth, availHeight)
+
+    def split(self, availWidth, availHeight):
+        self._arrive()
+        return super().split(availWidth, availHeight)
+
+    def draw(self):
+        self._arrive()
+        super().draw()
+
+
+class _GridOps:
+    """The fills, text and rules of one drawn grid, as PDF operators. What repeats (column
+    positions, colours, font selections) is formatted once per grid."""
+
+    def __init__(self, grid: Grid, xs: list[float]):
+        self.grid, self.xs = grid, xs
+        self.right = f"{xs[-1]:.2f}"
+        self.text_x = [f"1 0 0 1 {x + PAD:.2f} " for x in xs[:-1]]
+        self.canvas = grid.canv
+        self.fonts: dict[str, str] = {}
+        self.fills: list[str] = []
+        self.text = ["BT", f"{grid.leading:.2f} TL"]
+        self.rules: list[str] = []
+        self.current_font: str | None = None
+        self.current_rgb: str | None = None
+
+    def row(self, row: _Row, top: float, bottom: float) -> None:
+        xs, widths = self.xs, self.grid.widths
+        for column, background in enumerate(row.backgrounds):
+            if background is not None:
+                self.fills.append(f"{background} rg {xs[column]:.2f} {bottom:.2f} "
+                                  f"{widths[column]:.2f} {row.height:.2f} re f")
+        y = f"{bottom:.2f}"
+        self.rules.append(f"0 {y} m {self.right} {y} l")
+        text_y = f"{top - PAD - self.grid.size:.2f} Tm"
+        for column, lines in enumerate(row.cells):
+            rgb = row.colours[column]
+            if rgb != self.current_rgb:
+                self.text.append(f"{rgb} rg")
+                self.current_rgb = rgb
+            if lines:
+                # One position per cell; each further line moves down by the leading (T*).
+                self.text.append(self.text_x[column] + text_y)
+                self._lines(lines)
+
+    def _lines(self, lines: list[tuple[str, str]]) -> None:
+        text = self.text
+        move = "("
+        for font, run in groupby(lines, key=itemgetter(1)):
+            if font != self.current_font:       # the size follows from the font in a grid
+                text.append(self._select(font))
+                self.current_font = font
+            # A run of lines in one font as one string, the operators between its lines: the
+            # same content stream as a string per line, for less work.
+            text.append(move + ") Tj\nT* (".join([line for line, _ in run]) + ") Tj")
+            move = "T* ("
+
+    def _select(self, font: str) -> str:
+        # Asked only for a font drawn: asking registers the font with the document.
+        if font not in self.fonts:
+            size = self.grid.size - 0.5 if font == MONO else self.grid.size
+            self.fonts[font] = f"{self.canvas._doc.getInternalFontName(font)} {size:.2f} Tf"
+        return self.fonts[font]
+
+    def close_block(self, block_top: float, bottom: float) -> None:
+        self.rules.append(f"0 {block_top:.2f} m {self.right} {block_top:.2f} l")
+        self.rules.extend(f"{x:.2f} {bottom:.2f} m {x:.2f} {block_top:.2f} l" for x in self.xs)
+
+    def literal(self) -> str:
+        return ("q\n" + "\n".join(self.fills) + "\n" + "\n".join(self.text) + "\nET"
+                + f"\n0.4 w {_rgb(GRID_COLOUR)} RG\n" + "\n".join(self.rules) + "\nS\nQ")
+
+
+_RGB: dict[object, str] = {}
 
 
 def _rgb(colour) -> str:
-    return f"{colour.red:.3f} {colour.green:.3f} {colour.blue:.3f}"
+    """``r g b`` operands of a colour (formatted once: a grid has few colours, many cells)."""
+    if colour not in _RGB:
+        _RGB[colour] = f"{colour.red:.3f} {colour.green:.3f} {colour.blue:.3f}"
+    return _RGB[colour]
+
+
+_BLACK = _rgb(colors.black)
 
 
 # Each byte of the fonts' encoding as it goes inside a PDF string: printable ASCII as is, the
@@ -328,12 +449,17 @@ def pdf_string(text: str) -> str:
     >>> print(pdf_string("a(b)\\ é"))
     a\050b\051\134 \351
     """
-    if _PLAIN.fullmatch(text):
+    if _PRINTABLE_ASCII.fullmatch(text):
+        # The same escapes as the byte table, without encoding (C sources are full of "(").
+        if "\\" in text:
+            text = text.replace("\\", "\\134")
+        if "(" in text or ")" in text:
+            text = text.replace("(", "\\050").replace(")", "\\051")
         return text
     return "".join(map(_PDF_BYTES.__getitem__, text.encode("cp1252", "replace")))
 
 
-_PLAIN = re.compile(r"[ -'*-\[\]-~]*")     # printable ASCII but ( ) \\: needs no escaping
+_PRINTABLE_ASCII = re.compile(r"[ -~]*")
 
 
 # --------------------------------------------------------------------------- headings, contents

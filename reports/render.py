@@ -16,14 +16,17 @@ now are and a re-rendering never breaks it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import itertools
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from evidence import format as fmt
 from evidence.atomic import encode_json, write_bytes_atomic
+from evidence.gcpause import collection_paused
 from evidence.reader import Bundle
 from evidence.snapshot import load_snapshot
 from evidence.verify import write_report_sums
@@ -32,14 +35,18 @@ from evidence.waivers import load_waivers
 from reports.exports import render_csv, render_reqif
 from reports.html import render_html
 from reports.junit import render_junit
-from reports.model import analyse
+from reports.model import Evidence, analyse
 from reports.pdf import render_pdf
+from reports.pdf_documents import grids_to_make
+from reports.pdf_layout import PendingGrid
+from reports.spool import Spool
 
 JUNIT_NAME = "junit.xml"
 PDF_NAME = "report.pdf"
 HTML_NAME = "report.html"
 CSV_NAME = "trace.csv"
 REQIF_NAME = "trace.reqif"
+REPORT_ORDER = (JUNIT_NAME, PDF_NAME, HTML_NAME, CSV_NAME, REQIF_NAME)
 WAIVERS_NAME = "waivers-applied.json"
 CATALOG_NAME = "catalog-snapshot.json"
 
@@ -54,17 +61,21 @@ class ReportOptions:
     catalog: Path | None = None
 
 
-def _started(render: Callable[[], bytes]) -> Callable[[], bytes]:
+def _can_fork() -> bool:
+    return (os.cpu_count() or 1) >= 2 and hasattr(os, "fork")
+
+
+def _started(render: Callable[[], bytes], fallback: Callable[[], bytes],
+             spool: Spool) -> Callable[[], bytes]:
     """Start `render` in a forked child and return a function that waits for its bytes.
 
-    Where there is one CPU, or fork is missing, or the child fails, `render` runs here
-    instead: a failure then raises its own exception in this process."""
-    if (os.cpu_count() or 1) < 2 or not hasattr(os, "fork"):
-        return render
+    `spool`: what this process hands the child while it renders. If the child fails,
+    `fallback` runs here instead: a failure then raises its own exception in this process."""
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
 
     def child() -> None:
+        spool.reading()
         try:
             sender.send_bytes(render())
         except BaseException:  # noqa: BLE001 - the parent renders again and raises
@@ -75,6 +86,7 @@ def _started(render: Callable[[], bytes]) -> Callable[[], bytes]:
     process = context.Process(target=child, daemon=True)
     process.start()
     sender.close()
+    spool.writing()
 
     def result() -> bytes:
         try:
@@ -84,9 +96,62 @@ def _started(render: Callable[[], bytes]) -> Callable[[], bytes]:
         finally:
             receiver.close()
             process.join()
-        return data if data else render()
+        return data if data else fallback()
 
     return result
+
+
+def _pending_grids(spool: Spool) -> Iterator[PendingGrid]:
+    """Placeholders for the PDF grids the parent sends: the n-th made gets the n-th sent."""
+    received: list[tuple | None] = []
+
+    def fetch(index: int) -> tuple:
+        while len(received) <= index:
+            received.append(spool.receive())
+        state, received[index] = received[index], None
+        return state
+
+    for index in itertools.count():
+        yield PendingGrid(functools.partial(fetch, index))
+
+
+def _other_reports(bundle: Bundle, evidence: Evidence) -> dict[str, bytes]:
+    return {JUNIT_NAME: render_junit(bundle), HTML_NAME: render_html(bundle, evidence),
+            CSV_NAME: render_csv(bundle, evidence), REQIF_NAME: render_reqif(bundle, evidence)}
+
+
+def _render_on_two_cores(bundle: Bundle, evidence: Evidence,
+                         spool: Spool) -> dict[str, bytes]:
+    """The PDF, the slowest, is laid out in a forked child. This process first wraps the text
+    of the PDF's largest tables (handed over one by one through `spool`, while the child lays
+    out what comes before them), then renders the other reports."""
+    pdf = _started(lambda: render_pdf(bundle, evidence, grids=_pending_grids(spool)),
+                   fallback=lambda: render_pdf(bundle, evidence), spool=spool)
+    try:
+        for grid in grids_to_make(evidence):
+            if not spool.send(grid.state()):
+                break                   # the child failed: pdf() renders it here
+    finally:
+        spool.close()
+    rendered = _other_reports(bundle, evidence)
+    rendered[PDF_NAME] = pdf()
+    return rendered
+
+
+def _render_all(bundle: Bundle, evidence: Evidence) -> dict[str, bytes]:
+    """Every report's bytes, by name, in the order they are written."""
+    spool = None
+    if _can_fork():
+        try:
+            spool = Spool()
+        except OSError:                 # no temporary file to hand tables over: one core
+            pass
+    with collection_paused():
+        if spool is not None:
+            rendered = _render_on_two_cores(bundle, evidence, spool)
+        else:
+            rendered = {PDF_NAME: render_pdf(bundle, evidence), **_other_reports(bundle, evidence)}
+    return {name: rendered[name] for name in REPORT_ORDER}
 
 
 def render_reports(bundle_path: Path | str, options: ReportOptions | None = None) -> list[Path]:
@@ -109,12 +174,7 @@ def render_reports(bundle_path: Path | str, options: ReportOptions | None = None
         if snapshot else None)
     # Render everything before writing anything: a renderer that fails then leaves the old
     # reports and their SHA256SUMS together, and verification keeps passing.
-    pdf = _started(lambda: render_pdf(bundle, evidence))  # the slowest: on the other core
-    rendered = {JUNIT_NAME: render_junit(bundle), HTML_NAME: render_html(bundle, evidence),
-                CSV_NAME: render_csv(bundle, evidence), REQIF_NAME: render_reqif(bundle, evidence)}
-    rendered[PDF_NAME] = pdf()
-    order = (JUNIT_NAME, PDF_NAME, HTML_NAME, CSV_NAME, REQIF_NAME)
-    rendered = {name: rendered[name] for name in order}
+    rendered = _render_all(bundle, evidence)
     inputs = {}
     if waivers is not None:
         inputs[WAIVERS_NAME] = encode_json({"as_of": options.as_of.isoformat(),

@@ -23,6 +23,9 @@ CELL_MAX_CHARS = 1500
 # C0/C1 controls other than TAB and LF, and the lone surrogates that surrogateescape uses for
 # undecodable bytes: all shown as \xNN, the byte the guest sent.
 _INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\udc80-\udcff]")
+# Anything the functions below change (CR is among the controls): most text has none, and
+# one search costs less than replacements that change nothing.
+_UNUSUAL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 def _show_byte(match: re.Match) -> str:
@@ -37,7 +40,10 @@ def pdf_text(value: object) -> str:
     the fonts lack become "?". TAB and LF are kept, CR LF becomes LF.
     """
     text = "" if value is None else str(value)
-    text = _INVISIBLE.sub(_show_byte, text.replace("\r\n", "\n"))
+    if _UNUSUAL.search(text):
+        text = _INVISIBLE.sub(_show_byte, text.replace("\r\n", "\n"))
+    if text.isascii():                       # cp1252 holds ASCII as it is
+        return text
     return text.encode("cp1252", errors="replace").decode("cp1252")
 
 
@@ -66,6 +72,8 @@ def visible_text(value: object) -> str:
     """Text with control characters and undecodable bytes shown as ``\\xNN`` (any Unicode kept):
     for HTML and CSV, which can hold every character but must not carry invisible ones."""
     text = "" if value is None else str(value)
+    if not _UNUSUAL.search(text):
+        return text
     return _OTHER_SURROGATES.sub("\ufffd", _INVISIBLE.sub(_show_byte, text.replace("\r\n", "\n")))
 
 
