@@ -23,7 +23,10 @@ from targets.readiness import check_ready
 from targets.snapshot import SnapshotError, ensure_snapshot
 
 FAULTS = Path(__file__).parent / "faults"
-CASES = ["TC-open-001", "TC-read-001", "TC-write-904", "TC-close-001"]  # 904 panics the kernel
+# 904 panics the kernel; fileno-descriptor.file dup2()s onto descriptor 7, which a restored
+# runner (holding the PCERT_PARAMS channel open) once had as its verdict pipe.
+CASES = ["TC-open-001", "TC-read-001", "TC-write-904", "TC-close-001",
+         "TC-fileno-descriptor.file"]
 NONCE = "0123456789abcdef"
 
 pytestmark = pytest.mark.qemu
@@ -59,6 +62,7 @@ def test_restored_boots_give_the_verdicts_of_cold_boots(tmp_path):
     snap = pcert_run(tmp_path / "snap")
     cold = pcert_run(tmp_path / "cold", "--boot", "cold")
     assert verdicts(tmp_path / "snap") == verdicts(tmp_path / "cold")
+    assert verdicts(tmp_path / "snap")["TC-fileno-descriptor.file"] == ("PASS", "")
     verdict, reason = verdicts(tmp_path / "snap")["TC-write-904"]
     assert verdict == "UNRESOLVED" and "kernel panic" in reason  # it took the OS down twice
 
