@@ -28,6 +28,7 @@ import yaml
 from evidence import fastschema
 from evidence.atomic import write_bytes_atomic
 from evidence.gcpause import collection_paused
+from targets.kernel import default_cache_dir as pcert_cache_dir
 
 from . import conditions, requirements, specitems
 from .specitems import SpecSet, load_spec_dirs
@@ -39,13 +40,9 @@ KEEP = 8  # cache files kept, most recently used first: a few spec sets in use a
 
 
 def default_cache_dir() -> Path:
-    """<pcert's cache directory>/catalog; the rule of conformance.run.cache_root (not imported:
-    it would import the whole run machinery): $PCERT_CACHE, else $XDG_CACHE_HOME/pcert, else
-    ~/.cache/pcert."""
-    if os.environ.get("PCERT_CACHE"):
-        return Path(os.environ["PCERT_CACHE"]) / "catalog"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return Path(base) / "pcert" / "catalog"
+    """<pcert's cache directory>/catalog (targets.kernel.default_cache_dir: $PCERT_CACHE, else
+    $XDG_CACHE_HOME/pcert, else ~/.cache/pcert)."""
+    return pcert_cache_dir() / "catalog"
 
 
 def load_cached(dirs: list[Path], cache_dir: Path | None = None) -> SpecSet:

@@ -114,12 +114,8 @@ class RunResult:
 
 
 def cache_root(explicit: Path | None = None) -> Path:
-    if explicit:
-        return explicit
-    if os.environ.get("PCERT_CACHE"):
-        return Path(os.environ["PCERT_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return Path(base) / "pcert"
+    """--cache-dir, else targets.kernel.default_cache_dir()."""
+    return explicit or kernels.default_cache_dir()
 
 
 def runtime_dir() -> Path:
@@ -208,8 +204,8 @@ def prepare(options: RunOptions, progress: Progress) -> Prepared:
     problems = check_ready(target)
     if problems:
         raise RunError(f"target {target.name} is not ready: " + "; ".join(problems))
-    catalog = Catalog.load(tuple(options.spec_dirs),
-                           cache_dir=cache_root(options.cache_dir) / "catalog")
+    cache = cache_root(options.cache_dir)
+    catalog = Catalog.load(tuple(options.spec_dirs), cache_dir=cache / "catalog")
     only_presence = only_differential = None
     only = options.only
     if only is not None:  # presence checks are named TC-H-, TC-L-, TC-NS-: not spec items
@@ -225,7 +221,6 @@ def prepare(options: RunOptions, progress: Progress) -> Prepared:
                                          interfaces=frozenset(plan.interfaces))
     if not plan.test_cases and not differential:
         raise RunError(f"profile {profile.label} selects no test case on {target.name}")
-    cache = cache_root(options.cache_dir)
     progress.phase("plan", f"{profile.label} on {target.name}: {len(plan.test_cases)} test cases, "
                            f"{len(plan.requirements)} requirements")
     sources = generate(catalog.spec_set, [tc.id for tc in plan.test_cases])

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import format as fmt
 from .errors import BundleError
-from .schema import known_valid, remember_valid, validate
+from .schema import validate, validate_file
 
 DAMAGED = "the bundle is damaged or incomplete: run `pcert verify` on it"
 
@@ -138,10 +138,7 @@ class Bundle:
         path = self.path / fmt.RESULTS
         data = read_bytes(path)
         rows = parse_jsonl(path, data)
-        if not known_valid("result", data):
-            for number, row in enumerate(rows, start=1):
-                validate("result", row, where=f"{path}: line {number}")
-            remember_valid("result", data)
+        validate_file("result", rows, data, lambda index: f"{path}: line {index + 1}")
         return rows
 
     @cached_property
@@ -209,8 +206,5 @@ class Bundle:
             raise BundleError(f"{path}: expected a JSON list, found {type(records).__name__}; "
                               f"{DAMAGED}")
         kind = fmt.RECORD_KINDS[name]
-        if not known_valid(kind, data):
-            for index, record in enumerate(records):
-                validate(kind, record, where=f"{path}[{index}]")
-            remember_valid(kind, data)
+        validate_file(kind, records, data, lambda index: f"{path}[{index}]")
         return records

@@ -66,6 +66,16 @@ def known_valid(kind: str, data: bytes) -> bool:
     return (kind, hashlib.sha256(data).hexdigest()) in _VALID_FILES
 
 
+def validate_file(kind: str, records: list, data: bytes, where) -> None:
+    """Validate every record of one file (`data` its bytes, `where(i)` names record i), unless
+    these very bytes were validated before in this process; then remember them."""
+    if known_valid(kind, data):
+        return
+    for index, record in enumerate(records):
+        validate(kind, record, where=where(index))
+    remember_valid(kind, data)
+
+
 def validate(kind: str, obj: object, *, where: str = "") -> None:
     """Raise :class:`BundleError` naming ``where`` (the file, maybe with an index) and the
     field path when ``obj`` does not match the schema of ``kind``."""

@@ -31,7 +31,7 @@ from .atomic import copy_file_atomic, encode_json, encode_json_line, fsync_direc
     prefix_digest, sha256_file, write_bytes_atomic
 from .errors import BundleError
 from .reader import parse_json, parse_jsonl, read_bytes
-from .schema import known_valid, remember_valid, validate
+from .schema import remember_valid, validate, validate_file
 
 
 def resumable_manifest(directory: Path | str) -> dict:
@@ -270,10 +270,9 @@ class BundleWriter:
         path = self.path / name
         data = read_bytes(path)
         records = parse(path, data)
-        kind = fmt.RECORD_KINDS[name]
-        if not known_valid(kind, data):
-            self._validate_records(name, records)
-            remember_valid(kind, data)
+        if not isinstance(records, list):
+            self._validate_records(name, records)  # words the error
+        validate_file(fmt.RECORD_KINDS[name], records, data, lambda index: f"{name}[{index}]")
         return records
 
     @staticmethod

@@ -86,7 +86,9 @@ def frame(nonce: str, seq: int, kind: str, fields: list[tuple[str, str | bytes]]
 
 
 _PARAM_NAME = re.compile(r"PCERT_[A-Za-z0-9_]*")
-_PARAM_VALUE = re.compile(r"[!#-~]*")  # the kernel command line's rule: no space, no "
+# A guest variable's value, on the kernel command line (targets/drivers/qemu.py) or in a PCERTP
+# line: printable ASCII except space and the double quote.
+ENV_VALUE = re.compile(r"[!#-~]*")
 
 
 def encode_params(env: dict[str, str]) -> bytes:
@@ -99,7 +101,7 @@ def encode_params(env: dict[str, str]) -> bytes:
     for name, value in sorted(env.items()):
         if _PARAM_NAME.fullmatch(name) is None or name == "PCERT_PARAMS":
             raise ValueError(f"run parameter {name!r}: must be PCERT_ and letters, digits, _")
-        if _PARAM_VALUE.fullmatch(value) is None:
+        if ENV_VALUE.fullmatch(value) is None:
             raise ValueError(f"run parameter {name}={value!r}: printable ASCII without spaces "
                              "or double quotes")
         parts.append(f"{name}={value}".encode("ascii"))

@@ -46,6 +46,7 @@ class Snapshot:
     size: int
     made_utc: str
     boot_s: float        # the cold boot that made it: QEMU's start to the ready record
+    console_sha256: str  # of what that boot printed (console.log beside the state)
 
     @property
     def path(self) -> Path:
@@ -58,7 +59,7 @@ class Snapshot:
     def to_json(self) -> dict:
         return {"key": self.key, "sha256": self.sha256, "size": self.size,
                 "made_utc": self.made_utc, "boot_s": self.boot_s, "nonce": self.nonce,
-                "console_sha256": hashlib.sha256(self.console()).hexdigest()}
+                "console_sha256": self.console_sha256}
 
 
 def snapshot_key(target: Target, kernel_sha256: str | None, image_sha256: str,
@@ -94,8 +95,9 @@ def _load(directory: Path, key: str) -> Snapshot | None:
         meta = json.loads((directory / META).read_text())
         snapshot = Snapshot(directory=directory, key=key, nonce=meta["nonce"],
                             sha256=meta["sha256"], size=meta["size"], made_utc=meta["made_utc"],
-                            boot_s=meta["boot_s"])
-        if (directory / CONSOLE).is_file() and snapshot.path.stat().st_size == snapshot.size \
+                            boot_s=meta["boot_s"], console_sha256=meta["console_sha256"])
+        if file_sha256(directory / CONSOLE) == snapshot.console_sha256 \
+                and snapshot.path.stat().st_size == snapshot.size \
                 and file_sha256(snapshot.path) == snapshot.sha256:
             return snapshot
     except (OSError, ValueError, KeyError, TypeError):
@@ -118,7 +120,8 @@ def _make(target: Target, kernel, image, directory: Path, key: str) -> Snapshot:
         snapshot = Snapshot(directory=directory, key=key, nonce=nonce,
                             sha256=file_sha256(state), size=state.stat().st_size,
                             made_utc=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                            boot_s=round(boot_s, 3))
+                            boot_s=round(boot_s, 3),
+                            console_sha256=hashlib.sha256(console).hexdigest())
         meta = {k: v for k, v in asdict(snapshot).items() if k not in ("directory", "key")}
         write_atomic(building / META, json.dumps(meta, sort_keys=True).encode())
         os.rename(building, directory)

@@ -17,13 +17,14 @@ from bundle_factory import make_bundle
 
 def count_validations(monkeypatch) -> list[str]:
     calls: list[str] = []
-    real = reader.validate
+    real = schema.validate
 
     def counting(kind, obj, *, where=""):
         calls.append(kind)
         return real(kind, obj, where=where)
 
-    monkeypatch.setattr(reader, "validate", counting)
+    monkeypatch.setattr(schema, "validate", counting)  # validate_file calls it
+    monkeypatch.setattr(reader, "validate", counting)  # the manifest
     return calls
 
 

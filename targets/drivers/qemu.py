@@ -39,11 +39,11 @@ from targets.definition import Target
 from targets.drivers.base import (POWERED_OFF, REAP_TIMEOUT_S, READ_SIZE, TERM_GRACE_S, Machine,
                                   Process)
 from targets.errors import TargetError
+from targets.protocol import ENV_VALUE
 
 # No dot in the name (the kernel would take it for a module parameter), nothing that needs
 # quoting in the value (the kernel splits its command line at spaces).
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_ENV_VALUE = re.compile(r"[!#-~]*")  # printable ASCII except space and the double quote
 
 
 class QemuMachine(Machine):
@@ -64,7 +64,7 @@ class QemuMachine(Machine):
             if not _ENV_NAME.fullmatch(name):
                 raise TargetError(f"guest environment name {name!r}: use letters, digits and _ "
                                   "(no dots: the kernel would take it for a module parameter)")
-            if not _ENV_VALUE.fullmatch(value):
+            if not ENV_VALUE.fullmatch(value):
                 raise TargetError(f"guest environment {name}={value!r}: the value must be "
                                   "printable ASCII without spaces or double quotes")
         self.target = target
