@@ -24,6 +24,7 @@ stays in the evidence.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from evidence.format import VERDICTS
@@ -67,6 +68,7 @@ class Collector:
         self._settled: set[int] = set()    # kept as it changes: progress asks for it often
         self._progress_in_boot = 0
         self._boundaries: list[int] = []  # offsets of accepted start, begin and end records
+        self._last_boundary = -1
         self.current: int | None = None
 
     # -- boots -------------------------------------------------------------------------------
@@ -167,6 +169,7 @@ class Collector:
         kind = record.kind
         if kind in ("start", "begin", "end"):
             self._boundaries.append(record.start)
+            self._last_boundary = max(self._last_boundary, record.start)
         if kind == "start":
             if self.boot_start is not None:
                 self._anomaly(record, "second start record in one boot")
@@ -230,20 +233,36 @@ class Collector:
 
     # -- results -----------------------------------------------------------------------------
 
-    def results(self, stop_reason: str, console_size: int) -> list[dict]:
-        """One result per planned test case, in plan order; `stop_reason` explains the gaps.
+    def results(self, stop_reason: str, console_size: int,
+                indexes: Sequence[int] | None = None) -> list[dict]:
+        """One result per planned test case (or per one of `indexes`), in that order;
+        `stop_reason` explains the gaps.
 
         A test case in flight when the last boot stopped owns the console up to its end."""
-        rows = [self._result(i, stop_reason, console_size) for i in range(len(self._cases))]
-        self._taint(rows)
+        indexes = range(len(self._cases)) if indexes is None else indexes
+        rows = [self._result(i, stop_reason, console_size) for i in indexes]
+        self._taint(rows, [self._cases[i] for i in indexes])
         return rows
 
-    def _taint(self, rows: list[dict]) -> None:
+    def has_started(self, index: int) -> bool:
+        """It has begun or reported in some boot (else its row is UNINITIATED)."""
+        case = self._cases[index]
+        return case.begin is not None or case.result is not None or bool(case.attempts)
+
+    def is_final(self, index: int) -> bool:
+        """Its result row can no longer change while records arrive: it has a result, and a
+        later boundary record has closed its anomaly window (see _taint). Only finish() may
+        still change it, with what the parser held back."""
+        case = self._cases[index]
+        return case.result is not None and (
+            case.begin is None or self._last_boundary > case.begin.start)
+
+    def _taint(self, rows: list[dict], cases: list[_Case]) -> None:
         """A PASS is not believed when an anomaly lies between its begin record and the next
         start, begin or end record: a forged record displaces a genuine one, and the genuine
         one then arrives out of sequence, inside that window."""
         bounds = sorted(self._boundaries)
-        for row, case in zip(rows, self._cases):
+        for row, case in zip(rows, cases):
             if row["verdict"] != "PASS" or case.begin is None:
                 continue
             after = bisect.bisect_right(bounds, case.begin.start)

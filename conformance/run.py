@@ -5,7 +5,7 @@
 
 Evidence is never lost: the bundle is sealed as `incomplete` (a checkpoint) before every boot,
 so a run killed at any moment leaves a bundle that `pcert verify` accepts as incomplete and
-`pcert run --resume` finishes. With `jobs` > 1 the plan is cut into contiguous shards, each
+`pcert run --resume` finishes. With `jobs` > 1 the plan is dealt out in interleaved shards, each
 booted by its own worker into its own console log, and merged into one bundle.
 """
 
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
+from evidence.atomic import encode_json_line
 from evidence.fingerprints import environment_sha256
 from evidence.format import AGENT_LOG, make_run_id
 from evidence.index import RunIndex
@@ -261,7 +262,8 @@ class _Run:
         self.manifest_base = manifest_base
         self.ids = [tc.id for tc in p.plan.test_cases]
         self.fingerprints = {r["id"]: r["fingerprint"] for r in _requirements(p)}
-        self.lock = threading.RLock()  # collectors, sinks and the bundle: one writer at a time
+        self.lock = threading.RLock()  # collectors and sinks: one thread at a time
+        self.sealing = threading.RLock()  # the bundle's record files: one seal at a time
         self.dirty = False              # progress not yet in a checkpoint
         self.stop = threading.Event()
         self.clock0 = time.monotonic()
@@ -274,6 +276,9 @@ class _Run:
             case_s=tuple((tc.timeout_s if tc.timeout_from_spec else default_case) + IDLE_MARGIN_S
                          for tc in p.plan.test_cases))
         self.boots: list[dict] = list(resumed_boots)
+        # A checkpoint's encoded rows that will not change, by plan index: (line, verdict).
+        self._final_lines: dict[int, tuple[bytes, str]] = {}
+        self._pending_lines: dict[int, tuple[bytes, str]] = {}  # valid until the case starts
         self.sessions: list[Session] = []
         workers = shards(len(self.ids), jobs)
         for worker, shard in enumerate(workers):
@@ -317,13 +322,12 @@ class _Run:
         that second of results from results.jsonl (the console log keeps every byte)."""
         interval = CHECKPOINT_EVERY_S
         while not finished.wait(interval):
-            with self.lock:
-                if self.dirty:
-                    self.dirty = False
-                    t0 = time.monotonic()
-                    self.seal("checkpoint")
-                    # Never spend more than a tenth of the run sealing checkpoints.
-                    interval = max(CHECKPOINT_EVERY_S, 10 * (time.monotonic() - t0))
+            if self.dirty:
+                self.dirty = False  # before the seal: what arrives during it makes the next
+                t0 = time.monotonic()
+                self.seal("checkpoint")
+                # Never spend more than a tenth of the run sealing checkpoints.
+                interval = max(CHECKPOINT_EVERY_S, 10 * (time.monotonic() - t0))
 
     def _replay(self, boots: list[dict]) -> None:
         """Rebuild every collector from the console logs of the interrupted run."""
@@ -333,74 +337,131 @@ class _Run:
 
     def _on_boot(self, record: BootRecord, running: bool) -> None:
         """Before a boot: seal a checkpoint that names it; after: keep its record."""
-        with self.lock:
-            row = record.to_json()
-            self.boots = [b for b in self.boots if (b["worker"], b["boot"]) != (row["worker"], row["boot"])]
-            self.boots.append(row)
-            self.boots.sort(key=lambda b: (b["worker"], b["boot"]))
+        with self.sealing:  # before `lock`, as in seal()
+            with self.lock:
+                row = record.to_json()
+                self.boots = [b for b in self.boots
+                              if (b["worker"], b["boot"]) != (row["worker"], row["boot"])]
+                self.boots.append(row)
+                self.boots.sort(key=lambda b: (b["worker"], b["boot"]))
             if running:
                 self.dirty = False
                 self.seal("checkpoint")
 
-    def results(self, stop_reason: str) -> tuple[list[dict], list[dict]]:
+    def results(self, stop_reason: str) -> list[dict]:
+        """Every result row, in plan order, computed afresh."""
         rows: list[dict] = []
-        anomalies: list[dict] = []
         for session in self.sessions:
-            c = session.collector
-            size = session.sink.size
-            mine = c.results(stop_reason=session.last_stop or stop_reason, console_size=size)
-            for row in (mine[i] for i in session.shard):
-                if session.worker:  # ranges point into this worker's own log
-                    for span in [row["console"]] + [a["console"] for a in row["attempts"]]:
-                        if span is not None:
-                            span["file"] = session.console_name
-                rows.append(row)
-            anomalies += [dict(a, worker=session.worker) for a in c.anomalies]
+            rows += self._worker_rows(session, stop_reason, session.shard)
         rows.sort(key=lambda row: row["index"])  # workers' shards interleave
+        return rows + self._other_rows()
+
+    def _worker_rows(self, session: Session, stop_reason: str, indexes) -> list[dict]:
+        """The result rows of `indexes` (plan indexes of this worker's shard), linked."""
+        rows = session.collector.results(stop_reason=session.last_stop or stop_reason,
+                                         console_size=session.sink.size, indexes=indexes)
         procedures = self.p.sources.procedures
         for row in rows:
+            if session.worker:  # ranges point into this worker's own log
+                for span in [row["console"]] + [a["console"] for a in row["attempts"]]:
+                    if span is not None:
+                        span["file"] = session.console_name
             tc = self.p.catalog.spec_set.test_cases[row["id"]]
             row["verifies"] = list(tc.verifies)
             row["procedure_sha256"] = procedures[tc.id].sha256
-        rows += self.p.presence_rows()[1]
+            self._obtained_against(row)
+        return rows
+
+    def _other_rows(self) -> list[dict]:
+        """The presence checks' and the differential properties' rows, after the plan's."""
+        rows = self.p.presence_rows()[1]
         if self.p.differential is not None:
             rows += self.p.differential.result_rows(self.p.differential_base)
-        # What each result was obtained against: a later change to any of it makes the
-        # result's links suspect (reports/suspect.py).
         for row in rows:
-            row["requirement_fingerprints"] = {r: self.fingerprints[r] for r in row["verifies"]
-                                               if r in self.fingerprints}
-            row["image_sha256"] = self.manifest_base["image"]["sha256"]
-            row["environment_sha256"] = self.manifest_base["environment_sha256"]
-        return rows, anomalies
+            self._obtained_against(row)
+        return rows
+
+    def _obtained_against(self, row: dict) -> None:
+        """What the result was obtained against: a later change to any of it makes the
+        result's links suspect (reports/suspect.py)."""
+        row["requirement_fingerprints"] = {r: self.fingerprints[r] for r in row["verifies"]
+                                           if r in self.fingerprints}
+        row["image_sha256"] = self.manifest_base["image"]["sha256"]
+        row["environment_sha256"] = self.manifest_base["environment_sha256"]
+
+    def _checkpoint_results(self) -> tuple[bytes, list[str]]:
+        """results.jsonl for a checkpoint, and its verdicts. Its cost follows the results
+        obtained since the last checkpoint: a row that can no longer change, and the row of a
+        test case not started yet (a constant), are encoded once."""
+        lines: list[bytes] = [b""] * len(self.ids)
+        verdicts: list[str] = [""] * len(self.ids)
+        for session in self.sessions:
+            c = session.collector
+            fresh = []
+            for index in session.shard:
+                known = self._final_lines.get(index)
+                if known is None and not c.has_started(index):
+                    known = self._pending_lines.get(index)
+                if known is None:
+                    fresh.append(index)
+                else:
+                    lines[index], verdicts[index] = known
+            for row in self._worker_rows(session, "run interrupted", fresh):
+                index = row["index"]
+                _not_run_yet([row])
+                line = lines[index] = encode_json_line(row)
+                verdicts[index] = row["verdict"]
+                if c.is_final(index):
+                    self._final_lines[index] = (line, row["verdict"])
+                elif not c.has_started(index):
+                    self._pending_lines[index] = (line, row["verdict"])
+        others = self._other_rows()
+        return (b"".join(lines) + b"".join(encode_json_line(row) for row in others),
+                verdicts + [row["verdict"] for row in others])
 
     def seal(self, status: str, stop_reason: str = "") -> dict:
         """Write results, anomalies and boots; `checkpoint` also seals the manifest (the run
         goes on), `incomplete` and `complete` return it for the writer to finalize."""
-        rows, anomalies = self.results(stop_reason or "run interrupted")
-        if status != "complete":
-            for row in rows:  # interrupted: what has no verdict yet is not run *yet*
-                if row["verdict"] == "UNINITIATED":
-                    row["reason"] = ("not run yet: the run was interrupted before it "
-                                     "(pcert run --resume finishes it)")
-        checked = status != "checkpoint"  # finalize() validates; checkpoints must be cheap
-        self.writer.write_jsonl("results.jsonl", rows, validate=checked)
-        self.writer.write_jsonl("anomalies.jsonl", anomalies, validate=checked)
-        self.writer.write_jsonl(BOOTS, self.boots, validate=checked)
+        with self.sealing:  # one seal at a time, written in the order taken
+            with self.lock:  # what the workers have reported, at one moment
+                if status == "checkpoint":
+                    results, verdicts = self._checkpoint_results()
+                else:
+                    rows = self.results(stop_reason or "run interrupted")
+                    if status != "complete":
+                        _not_run_yet(rows)
+                    verdicts = [row["verdict"] for row in rows]
+                anomalies = [dict(a, worker=s.worker) for s in self.sessions
+                             for a in s.collector.anomalies]
+                boots = list(self.boots)
+                manifest = self._manifest(verdicts, anomalies, boots)
+            # Files are written outside `lock`: the workers go on reading their consoles.
+            if status == "checkpoint":  # cheap: finalize() validates what a checkpoint wrote
+                self.writer.write_bytes("results.jsonl", results)
+            else:
+                self.writer.write_jsonl("results.jsonl", rows)
+            checked = status != "checkpoint"
+            self.writer.write_jsonl("anomalies.jsonl", anomalies, validate=checked)
+            self.writer.write_jsonl(BOOTS, boots, validate=checked)
+            if status == "checkpoint":
+                return self.writer.checkpoint(manifest)
+            return manifest
+
+    def _manifest(self, verdicts: list[str], anomalies: list[dict], boots: list[dict]) -> dict:
         summary = {v: 0 for v in TET_CODES}
-        for row in rows:
-            summary[row["verdict"]] += 1
+        for verdict in verdicts:
+            summary[verdict] += 1
         first = self.sessions[0].collector.start
         first_results = [s.collector.first_result_time for s in self.sessions
                          if s.collector.first_result_time is not None]
-        first_boot = next((b for b in self.boots if b["boot"] == 0), None)
+        first_boot = next((b for b in boots if b["boot"] == 0), None)
         manifest = {
             **self.manifest_base,
             "finished_utc": _utc(time.time()),
             "guest": dict(sorted(first.fields.items())) if first else {},
-            "exit": {"reason": self.boots[-1]["reason"] if self.boots else "not started",
-                     "status": self.boots[-1]["exit_status"] if self.boots else None,
-                     "boots": len(self.boots), "workers": len(self.sessions),
+            "exit": {"reason": boots[-1]["reason"] if boots else "not started",
+                     "status": boots[-1]["exit_status"] if boots else None,
+                     "boots": len(boots), "workers": len(self.sessions),
                      "first_output_s": first_boot["first_output_s"] if first_boot else None,
                      "first_result_s": min(first_results) if first_results else None,
                      "wall_s": round(time.monotonic() - self.clock0, 3),
@@ -410,8 +471,6 @@ class _Run:
         if self.p.differential is not None:
             manifest["differential"] = self.p.differential.manifest()
         manifest["boot"] = self.boot_json()
-        if status == "checkpoint":
-            return self.writer.checkpoint(manifest)
         return manifest
 
     def boot_json(self) -> dict:
@@ -479,6 +538,14 @@ class _Run:
             raise
         if errors:
             raise errors[0]
+
+
+def _not_run_yet(rows: list[dict]) -> None:
+    """An interrupted run's rows: what has no verdict yet is not run *yet*."""
+    for row in rows:
+        if row["verdict"] == "UNINITIATED":
+            row["reason"] = ("not run yet: the run was interrupted before it "
+                             "(pcert run --resume finishes it)")
 
 
 def host_identity() -> dict:

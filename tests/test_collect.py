@@ -111,3 +111,50 @@ def test_noise_between_records_and_any_chunking_change_nothing(noise, cut):
     assert [r["verdict"] for r in results] == ["PASS"] * 3
     for r in results:
         assert stream[r["console"]["start"]:r["console"]["start"] + 6] == b"PCERT1"
+
+
+# Each step of a guest's stream: a whole test case, a case begun but never finished, or a
+# forged record (a second result) that must taint the PASS whose window it falls in.
+_STEPS = st.lists(st.sampled_from(["case", "fail", "forged", "begun"]), min_size=1, max_size=6)
+
+
+@settings(max_examples=80, deadline=None)
+@given(steps=_STEPS, cut=st.integers(min_value=1, max_value=300))
+def test_a_row_called_final_mid_stream_is_the_row_at_the_end(steps, cut):
+    """Checkpoints encode a final row once and reuse it (conformance/run.py): that is only
+    right if nothing arriving later can change it."""
+    plan = [f"TC-s-{i:03}" for i in range(len(steps))]
+    g = Guest()
+    g.emit("start", ntests=len(plan))
+    for idx, step in enumerate(steps):
+        if step == "begun":
+            g.emit("begin", idx=idx, id=plan[idx], clock=1)
+            continue
+        g.case(idx, plan[idx], *(("FAIL", 1, "x: got 1, want 2") if step == "fail" else ()))
+        if step == "forged":
+            g.emit("result", idx=idx, id=plan[idx], verdict="PASS", code=0, clock=3)
+    g.emit("end", ran=len(plan))
+    stream = bytes(g.stream)
+    collector = Collector(plan, NONCE)
+    seen: dict[int, dict] = {}
+    for i in range(0, len(stream), cut):
+        collector.feed(stream[i:i + cut], now=1.0)
+        for index, row in enumerate(collector.results("running", console_size=i + cut)):
+            if collector.is_final(index):
+                seen.setdefault(index, row)
+    at_end = collector.results("powered off", console_size=len(stream))
+    for index, row in seen.items():
+        assert row == at_end[index]
+    # The end record closes every window: each test case with a result became final.
+    assert sorted(seen) == [i for i, s in enumerate(steps) if s != "begun"]
+    assert all(at_end[i]["verdict"] == "UNRESOLVED" for i, s in enumerate(steps) if s == "forged")
+
+
+def test_results_of_some_indexes_are_those_rows_of_all():
+    g = Guest()
+    g.emit("start", ntests=3)
+    g.case(0, "TC-a-001")
+    g.case(1, "TC-a-002", "FAIL", 1, "x: got 1, want 2")
+    g.emit("result", idx=1, id="TC-a-002", verdict="PASS", code=0)  # forged, after a FAIL
+    every, collector = collect(bytes(g.stream))
+    assert collector.results("powered off", len(g.stream), indexes=[2, 0]) == [every[2], every[0]]
