@@ -104,16 +104,24 @@ def _prepared(tmp_path: Path):
     return target, kernel, image, qemu, tmp_path / "snapshots"
 
 
-def test_a_snapshot_is_made_once_and_made_again_when_its_state_changed(tmp_path):
+def test_a_snapshot_is_made_once_and_made_again_when_its_state_or_ram_changed(tmp_path):
     target, kernel, image, qemu, store = _prepared(tmp_path)
     first = ensure_snapshot(target, kernel, image, store, qemu_sha256=qemu)
     again = ensure_snapshot(target, kernel, image, store, qemu_sha256=qemu)
-    assert again == first and first.size > 1 << 20
-    with open(first.path, "r+b") as f:  # damage the saved state
-        f.seek(first.size // 2)
-        f.write(b"\0garbage\0")
-    remade = ensure_snapshot(target, kernel, image, store, qemu_sha256=qemu)
-    assert remade.sha256 != first.sha256 and remade.nonce != first.nonce
+    assert again == first and first.ram_size == 512 << 20 and first.size < first.ram_size
+    ram_before = first.ram_path.read_bytes()
+    # A restored guest writes its RAM copy-on-write: the file stays as it was saved.
+    assert _boot(RestoringQemuMachine(target, kernel.path, image.path,
+                                      {"PCERT_NONCE": NONCE, "PCERT_ONLY": "TC-open-001"},
+                                      snapshot=first))[1].reason == "powered off"
+    assert first.ram_path.read_bytes() == ram_before
+    for damaged in (first.path, first.ram_path):
+        made = ensure_snapshot(target, kernel, image, store, qemu_sha256=qemu)
+        with open(damaged, "r+b") as f:
+            f.seek(f.seek(0, 2) // 2)
+            f.write(b"\0garbage\0")
+        remade = ensure_snapshot(target, kernel, image, store, qemu_sha256=qemu)
+        assert remade.nonce != made.nonce, damaged.name
 
 
 def _boot(machine) -> tuple[list, object]:
