@@ -26,9 +26,11 @@ from importlib import resources
 from pathlib import Path
 
 from evidence.atomic import encode_json_line
+from evidence.errors import BundleError
 from evidence.fingerprints import environment_sha256
 from evidence.format import AGENT_LOG, make_run_id
 from evidence.index import RunIndex
+from evidence.schema import validate
 from evidence.writer import BundleWriter, resumable_manifest
 from reports.render import render_reports
 from targets import kernel as kernels
@@ -279,6 +281,7 @@ class _Run:
         # A checkpoint's encoded rows that will not change, by plan index: (line, verdict).
         self._final_lines: dict[int, tuple[bytes, str]] = {}
         self._pending_lines: dict[int, tuple[bytes, str]] = {}  # valid until the case starts
+        self._valid_lines: set[bytes] = set()  # final rows already validated as results
         self.sessions: list[Session] = []
         workers = shards(len(self.ids), jobs)
         for worker, shard in enumerate(workers):
@@ -413,6 +416,8 @@ class _Run:
                 verdicts[index] = row["verdict"]
                 if c.is_final(index):
                     self._final_lines[index] = (line, row["verdict"])
+                    if _valid(row):  # here, while the run goes on, not at its end
+                        self._valid_lines.add(line)
                 elif not c.has_started(index):
                     self._pending_lines[index] = (line, row["verdict"])
         others = self._other_rows()
@@ -439,7 +444,7 @@ class _Run:
             if status == "checkpoint":  # cheap: finalize() validates what a checkpoint wrote
                 self.writer.write_bytes("results.jsonl", results)
             else:
-                self.writer.write_jsonl("results.jsonl", rows)
+                self.writer.write_jsonl("results.jsonl", rows, valid_lines=self._valid_lines)
             checked = status != "checkpoint"
             self.writer.write_jsonl("anomalies.jsonl", anomalies, validate=checked)
             self.writer.write_jsonl(BOOTS, boots, validate=checked)
@@ -538,6 +543,14 @@ class _Run:
             raise
         if errors:
             raise errors[0]
+
+
+def _valid(row: dict) -> bool:
+    try:
+        validate("result", row)
+    except BundleError:
+        return False  # validated again, and refused with its index, when the run is sealed
+    return True
 
 
 def _not_run_yet(rows: list[dict]) -> None:

@@ -24,7 +24,7 @@ import stat
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import Iterable
+from typing import Container, Iterable
 
 from . import format as fmt
 from .atomic import copy_file_atomic, encode_json, encode_json_line, fsync_directory, \
@@ -98,13 +98,16 @@ class BundleWriter:
         self._remember_valid(name, data)
         self.write_bytes(name, data)
 
-    def write_jsonl(self, name: str, rows: Iterable[dict], *, validate: bool = True) -> None:
+    def write_jsonl(self, name: str, rows: Iterable[dict], *, validate: bool = True,
+                    valid_lines: Container[bytes] = ()) -> None:
         """Write one compact, key-sorted JSON object per line; results.jsonl is validated
-        (unless ``validate`` is false: a checkpoint, which finalize() validates later)."""
+        (unless ``validate`` is false: a checkpoint, which finalize() validates later). A row
+        whose encoded line is in ``valid_lines`` was validated as this kind by the caller."""
         rows = list(rows)
+        lines = [encode_json_line(row) for row in rows]
         if validate:
-            self._validate_records(name, rows)
-        data = b"".join(encode_json_line(row) for row in rows)
+            self._validate_records(name, rows, skip=[line in valid_lines for line in lines])
+        data = b"".join(lines)
         if validate:
             self._remember_valid(name, data)
         self.write_bytes(name, data)
@@ -282,7 +285,7 @@ class BundleWriter:
             remember_valid(kind, data)
 
     @staticmethod
-    def _validate_records(name: str, obj: object) -> None:
+    def _validate_records(name: str, obj: object, skip: list[bool] | None = None) -> None:
         kind = fmt.RECORD_KINDS.get(name)
         if kind is None:
             return
@@ -290,7 +293,8 @@ class BundleWriter:
             raise BundleError(f"{name}: must be a JSON list of {kind} records, not "
                               f"{type(obj).__name__}")
         for index, record in enumerate(obj):
-            validate(kind, record, where=f"{name}[{index}]")
+            if not (skip and skip[index]):
+                validate(kind, record, where=f"{name}[{index}]")
 
 
 class ConsoleSink:

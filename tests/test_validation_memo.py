@@ -59,3 +59,29 @@ def test_what_the_writer_validated_is_not_validated_again_by_the_reader(tmp_path
     opened = Bundle.open(bundle)
     opened.results, opened.testcases, opened.requirements
     assert [k for k in calls if k != "manifest"] == []
+
+
+def test_rows_the_caller_validated_are_skipped_and_the_others_still_checked(tmp_path, monkeypatch):
+    """A run validates each final result row while it goes on (conformance/run.py) and passes
+    their lines, so sealing it checks only the rest."""
+    import evidence.writer as writer_module
+    from evidence.atomic import encode_json_line
+    from evidence.writer import BundleWriter
+
+    rows = [json.loads(line) for line in
+            (make_bundle(tmp_path / "a") / "results.jsonl").read_text().splitlines()]
+    calls: list[str] = []
+    real = writer_module.validate
+
+    def counting(kind, obj, *, where=""):
+        calls.append(where)
+        return real(kind, obj, where=where)
+
+    monkeypatch.setattr(writer_module, "validate", counting)
+    writer = BundleWriter(tmp_path / "b")
+    known = {encode_json_line(rows[0])}
+    writer.write_jsonl("results.jsonl", rows, valid_lines=known)
+    assert calls == [f"results.jsonl[{i}]" for i in range(1, len(rows))]
+    rows[1]["verdict"] = "MAYBE"
+    with pytest.raises(BundleError, match=r"results.jsonl\[1\]"):
+        writer.write_jsonl("results.jsonl", rows, valid_lines=known)
