@@ -58,10 +58,12 @@ def render_csv(bundle, evidence: Evidence | None = None) -> bytes:
     writer.writerow(CSV_COLUMNS)
     for row in evidence.requirements:
         r = row.requirement
-        requirement = [row.id, r.get("method"), r.get("status"), r.get("fingerprint"),
-                       r.get("text"), row.outcome, "; ".join(row.gaps)]
+        # The requirement's cells once, for each of its test cases' rows.
+        requirement = [_csv_cell(v) for v in (row.id, r.get("method"), r.get("status"),
+                                              r.get("fingerprint"), r.get("text"), row.outcome,
+                                              "; ".join(row.gaps))]
         for case in row.cases or [None]:
-            writer.writerow([_csv_cell(v) for v in requirement + _case_columns(case, row.id)])
+            writer.writerow(requirement + [_csv_cell(v) for v in _case_columns(case, row.id)])
     for case in evidence.untraced:
         writer.writerow([_csv_cell(v) for v in [""] * 7 + _case_columns(case, None)])
     return out.getvalue().encode("utf-8")
@@ -89,6 +91,17 @@ def _ncname(prefix: str, value: str) -> str:
 
 def _text(value: object) -> str:
     return xml_safe(visible_text("" if value is None else value))
+
+
+# Any character that _text or escape_attribute would change: most values have none, and one
+# search costs less than the functions finding nothing to do.
+_NOT_PLAIN = re.compile('[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff&<>"]')
+
+
+def _attribute_text(value: object) -> str:
+    """``escape_attribute(_text(value))``."""
+    text = value if type(value) is str else "" if value is None else str(value)
+    return escape_attribute(_text(text)) if _NOT_PLAIN.search(text) else text
 
 
 class _ReqIF:
@@ -132,6 +145,18 @@ class _ReqIF:
 
 def _at(depth: int, text: str) -> str:
     return "  " * depth + text
+
+
+# Where an identifier goes in a start tag made once per tag (an identifier is an NCName: it
+# never holds this character, nor anything to escape).
+_SLOT = "\x00"
+
+
+def _identified(doc: "_ReqIF", depth: int, tag: str) -> tuple[str, str]:
+    """What comes before and after the identifier in ``<TAG IDENTIFIER=.. LAST-CHANGE=..>``."""
+    # The identifier is the first attribute: the first slot is its place, whatever the time.
+    before, _, after = doc.start_tag(depth, tag, _SLOT).partition(_SLOT)
+    return before, after + ">"
 
 
 def _ref(depth: int, wrapper: str, tag: str, target: str) -> str:
@@ -206,21 +231,26 @@ def _reqif_spec_types(doc: _ReqIF) -> dict[tuple[str, str], str]:
 
 
 class _SpecObjects:
-    """Writes SPEC-OBJECTs; what repeats in each (the type reference, the reference to each
-    attribute definition) is made once."""
+    """Writes SPEC-OBJECTs; what repeats in each (the start tag but the identifier, the type
+    reference, an attribute value's lines but the value) is made once."""
+
+    VALUE_START = _at(6, '<ATTRIBUTE-VALUE-STRING THE-VALUE="')
 
     def __init__(self, doc: _ReqIF, definitions: dict[tuple[str, str], str]):
         self.doc = doc
+        self.start = _identified(doc, 4, "SPEC-OBJECT")
         self.type_refs: dict[str, str] = {}
-        self.definition_refs = {key: _ref(7, "DEFINITION", "ATTRIBUTE-DEFINITION-STRING-REF",
-                                          identifier)
-                                for key, identifier in definitions.items()}
+        # After the value: its attribute definition, and the end of the element.
+        self.value_ends = {key: '">\n' + _ref(7, "DEFINITION", "ATTRIBUTE-DEFINITION-STRING-REF",
+                                               identifier)
+                           + "\n" + _at(6, "</ATTRIBUTE-VALUE-STRING>")
+                           for key, identifier in definitions.items()}
 
     def write(self, type_id: str, identifier: str, values: dict) -> None:
         if type_id not in self.type_refs:
             self.type_refs[type_id] = _ref(5, "TYPE", "SPEC-OBJECT-TYPE-REF", type_id)
         lines = self.doc.lines
-        lines.append(self.doc.start_tag(4, "SPEC-OBJECT", identifier) + ">")
+        lines.append(self.start[0] + identifier + self.start[1])
         lines.append(self.type_refs[type_id])
         shown = [(attribute, value) for attribute, value in values.items()
                  if value not in (None, "")]
@@ -228,10 +258,9 @@ class _SpecObjects:
             lines.append(_at(5, "<VALUES />"))
         else:
             lines.append(_at(5, "<VALUES>"))
-            lines.extend(
-                _at(6, f'<ATTRIBUTE-VALUE-STRING THE-VALUE="{escape_attribute(_text(value))}">\n')
-                + self.definition_refs[(type_id, attribute)] + "\n"
-                + _at(6, "</ATTRIBUTE-VALUE-STRING>") for attribute, value in shown)
+            value_start, value_ends = self.VALUE_START, self.value_ends
+            lines.extend(value_start + _attribute_text(value) + value_ends[(type_id, attribute)]
+                         for attribute, value in shown)
             lines.append(_at(5, "</VALUES>"))
         lines.append(_at(4, "</SPEC-OBJECT>"))
 
@@ -272,21 +301,26 @@ def _reqif_testcases(objects: _SpecObjects, evidence: Evidence) -> dict[str, str
 def _reqif_relations(doc: _ReqIF, evidence: Evidence, case_ids: dict,
                      requirement_ids: dict) -> None:
     verifies = _ref(5, "TYPE", "SPEC-RELATION-TYPE-REF", "SRT-verifies")
+    before, after = _identified(doc, 4, "SPEC-RELATION")
+    end = _at(4, "</SPEC-RELATION>")
+    targets: dict[str, str] = {}             # a requirement is the target of many links
     for case in evidence.cases:
         source = _ref(5, "SOURCE", "SPEC-OBJECT-REF", case_ids[case.id])
         for requirement_id in case.known_requirements:
-            doc.lines += [
-                doc.start_tag(4, "SPEC-RELATION", _ncname("L-", f"{case.id}--{requirement_id}"))
-                + ">", source,
-                _ref(5, "TARGET", "SPEC-OBJECT-REF", requirement_ids[requirement_id]),
-                verifies, _at(4, "</SPEC-RELATION>")]
+            target = targets.get(requirement_id)
+            if target is None:
+                target = targets[requirement_id] = _ref(5, "TARGET", "SPEC-OBJECT-REF",
+                                                        requirement_ids[requirement_id])
+            doc.lines += [before + _ncname("L-", f"{case.id}--{requirement_id}") + after,
+                          source, target, verifies, end]
 
 
 def _reqif_specification(doc: _ReqIF, spec_id: str, name: str, identifiers: list[str]) -> None:
     with doc.element(4, "SPECIFICATION", spec_id, **{"LONG-NAME": name}):
         doc.lines.append(_ref(5, "TYPE", "SPECIFICATION-TYPE-REF", "ST-specification"))
         with doc.element(5, "CHILDREN"):
+            before, after = _identified(doc, 6, "SPEC-HIERARCHY")
+            end = _at(6, "</SPEC-HIERARCHY>")
             for identifier in identifiers:
-                doc.lines += [doc.start_tag(6, "SPEC-HIERARCHY", "H-" + identifier) + ">",
-                              _ref(7, "OBJECT", "SPEC-OBJECT-REF", identifier),
-                              _at(6, "</SPEC-HIERARCHY>")]
+                doc.lines += [before + "H-" + identifier + after,
+                              _ref(7, "OBJECT", "SPEC-OBJECT-REF", identifier), end]

@@ -375,7 +375,7 @@ class _Page:
         self.table(["#", "Test case", "Verdict", "Reason, location", "Problem report"], rows)
 
     def cases(self) -> None:
-        sources = ProcedureSources(self.evidence.bundle)
+        sources = ProcedureSources.of(self.evidence.bundle)
         units: dict[str, list[CaseRow]] = {}
         for case in self.evidence.cases:
             units.setdefault(str(case.testcase.get("unit") or case.testcase.get("interface")

@@ -121,7 +121,15 @@ def _page_decoration(run_id: str, configuration: str = ""):
     header = pdf_text(f"pcert verification evidence - run {run_id}")
     configuration = pdf_text(configuration)
 
+    drawn: dict = {}                      # canvas -> its first page's decoration operators
+
     def decorate(canvas, doc):
+        # Every page starts in the same graphics state, and the decoration restores what it
+        # changes: each page gets the operators of the first (drawn once, copied after).
+        if canvas in drawn:
+            canvas._code.extend(drawn[canvas])
+            return
+        start = len(canvas._code)
         canvas.saveState()
         canvas.setFont("Helvetica", 7.5)
         canvas.setStrokeColor(colors.grey)
@@ -131,6 +139,7 @@ def _page_decoration(run_id: str, configuration: str = ""):
         # The configuration under the run id: what a page is evidence of, even torn out.
         canvas.drawString(MARGIN, FOOTER_Y, configuration)
         canvas.restoreState()
+        drawn[canvas] = canvas._code[start:]
 
     return decorate
 

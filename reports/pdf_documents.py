@@ -17,7 +17,7 @@ certification engineer reviews them:
     expected result, pass/fail criteria, the procedure's source and sha256.
 
 Large tables use :class:`reports.pdf_layout.Grid`: 10,000 test cases render in seconds. The
-largest (sections 4, 5, 9 and 10) come from :func:`grids_to_make`, so that another process can
+largest (sections 4, 5, 6, 9 and 10) come from :func:`grids_to_make`, so that another process can
 wrap their text while the PDF is laid out (reports/render.py).
 """
 
@@ -306,7 +306,7 @@ def _waivers(evidence: Evidence, styles) -> list:
 
 def trace_requirements(evidence: Evidence, outline: Outline, grids: Iterator[Grid]) -> list:
     """``grids``: what :func:`grids_to_make` gives (made here or in another process), at
-    this section's grid; sections 5, 9 and 10 take theirs from it in turn."""
+    this section's grid; sections 5, 6, 9 and 10 take theirs from it in turn."""
     styles = outline.styles
     untested = len(evidence.gap_rows(GAP_NO_TEST))
     return [outline.h1("Trace matrix: requirement to test cases to results"), _para(
@@ -369,32 +369,45 @@ def _testcases_grid(evidence: Evidence) -> Grid:
         cell(t, bold=True) for t in ("Test case", "Kind / method", "Verifies", "Verdict")])
 
 
-def trace_gaps(evidence: Evidence, outline: Outline) -> list:
+_GAPS = (("Requirements with no test case", GAP_NO_TEST),
+         ("Requirements with normal-range tests only", GAP_NORMAL_ONLY),
+         ("Requirements with robustness tests only", GAP_ROBUSTNESS_ONLY))
+
+
+def trace_gaps(evidence: Evidence, outline: Outline, grids: Iterator[Grid]) -> list:
+    """``grids``: at this section's grids, one per kind of gap found (:func:`_gap_grids`)."""
     styles = outline.styles
     story = [outline.h1("Trace gaps"), _para(
         "Requirements a test case does not verify, or verifies only in part, and test cases "
         "that trace to no requirement. Robustness is asked of requirements verified by test.",
         styles)]
-    for title, gap in (("Requirements with no test case", GAP_NO_TEST),
-                       ("Requirements with normal-range tests only", GAP_NORMAL_ONLY),
-                       ("Requirements with robustness tests only", GAP_ROBUSTNESS_ONLY)):
+    for title, gap in _GAPS:
         found = evidence.gap_rows(gap)
         story += [outline.h2(f"{title}: {len(found)}")]
         if found:
-            story.append(Grid([130, 45, 90, BODY_WIDTH - 265], [
+            story.append(next(grids))
+    story.append(outline.h2(f"Test cases that trace to no requirement: {len(evidence.untraced)}"))
+    if evidence.untraced:
+        story.append(next(grids))
+    return story
+
+
+def _gap_grids(evidence: Evidence) -> Iterator[Grid]:
+    for _, gap in _GAPS:
+        found = evidence.gap_rows(gap)
+        if found:
+            yield Grid([130, 45, 90, BODY_WIDTH - 265], [
                 [cell(cell_text(r.id), bold=True), cell(cell_text(r.requirement.get("method"))),
                  cell(cell_text(r.requirement.get("interface"))),
                  cell(cell_text(", ".join(c.id for c in r.cases) or "-"))] for r in found],
                 header=[cell(t, bold=True) for t in ("Requirement", "Method", "Interface",
-                                                     "Test cases")]))
-    story.append(outline.h2(f"Test cases that trace to no requirement: {len(evidence.untraced)}"))
+                                                     "Test cases")])
     if evidence.untraced:
-        story.append(Grid([190, BODY_WIDTH - 190], [
+        yield Grid([190, BODY_WIDTH - 190], [
             [cell(cell_text(c.id), bold=True),
              cell(cell_text(", ".join(str(r) for r in c.testcase.get("verifies") or [])
                             or "(verifies nothing)"))] for c in evidence.untraced],
-            header=[cell("Test case", bold=True), cell("Claims to verify", bold=True)]))
-    return story
+            header=[cell("Test case", bold=True), cell("Claims to verify", bold=True)])
 
 
 def coverage(evidence: Evidence, outline: Outline) -> list:
@@ -486,7 +499,7 @@ def cases_and_procedures(evidence: Evidence, outline: Outline, grids: Iterator[G
 
 
 def _procedure_grids(evidence: Evidence) -> Iterator[Grid]:
-    sources = ProcedureSources(evidence.bundle)
+    sources = ProcedureSources.of(evidence.bundle)
     for cases in _units(evidence).values():
         rows = []
         for case in cases:
@@ -496,11 +509,23 @@ def _procedure_grids(evidence: Evidence) -> Iterator[Grid]:
 
 
 def grids_to_make(evidence: Evidence) -> Iterator[Grid]:
-    """The grids of sections 4, 5, 9 and 10, in story order: most of the story's cost (every
-    line of every procedure is wrapped here), so another process can make them while this one
-    lays out what comes before each (reports/render.py)."""
-    yield _requirements_grid(evidence)
+    """The grids of sections 4, 5, 6, 9 and 10, in story order: most of the story's cost
+    (every line of every procedure is wrapped here), so another process can make them while
+    this one lays out what comes before each (reports/render.py)."""
+    yield first_grid(evidence)
+    yield from later_grids(evidence)
+
+
+def first_grid(evidence: Evidence) -> Grid:
+    """Section 4's grid: the layout reaches it before another process could have it made, so
+    the PDF's process makes it while the other makes the next (reports/render.py)."""
+    return _requirements_grid(evidence)
+
+
+def later_grids(evidence: Evidence) -> Iterator[Grid]:
+    """The grids of :func:`grids_to_make` after the first."""
     yield _testcases_grid(evidence)
+    yield from _gap_grids(evidence)
     yield _results_grid(evidence)
     yield from _procedure_grids(evidence)
 
@@ -583,7 +608,7 @@ def documents(evidence: Evidence, styles, identification: list,
                  lambda: problem_reports(evidence, outline),
                  lambda: trace_requirements(evidence, outline, grids),
                  lambda: trace_testcases(evidence, outline, grids),
-                 lambda: trace_gaps(evidence, outline),
+                 lambda: trace_gaps(evidence, outline, grids),
                  lambda: coverage(evidence, outline),
                  lambda: suspect_links_section(evidence, outline),
                  lambda: verification_results(evidence, outline, grids),

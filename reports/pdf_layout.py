@@ -129,8 +129,24 @@ def wrap_text(text: str, font: str, size: float, width: float) -> list[str]:
 def _wrapped(text: str, font: str, size: float, width: float) -> tuple[str, ...]:
     """:func:`wrap_text`, each line escaped for a PDF string."""
     if len(text) > REMEMBERED_CHARS:
-        return tuple(map(pdf_string, wrap_text(text, font, size, width)))
+        return _escaped_lines(text, wrap_text(text, font, size, width))
     return _wrapped_remembered(text, font, size, width)
+
+
+def _escaped_lines(text: str, lines: list[str]) -> tuple[str, ...]:
+    """``pdf_string`` of each line of ``text``."""
+    # A line holds only characters of the text: when the text is printable ASCII (most are),
+    # its lines are escaped together, as pdf_string escapes such a line.
+    if not _PRINTABLE_LINES.fullmatch(text):
+        return tuple(map(pdf_string, lines))
+    joined = "\n".join(lines)
+    if "\\" not in joined and "(" not in joined and ")" not in joined:
+        return tuple(lines)
+    return tuple(joined.replace("\\", "\\134").replace("(", "\\050").replace(")", "\\051")
+                 .split("\n"))
+
+
+_PRINTABLE_LINES = re.compile(r"[ -~\n]*")
 
 
 # Criteria, conditions and titles recur from case to case, sources do not: only short texts
@@ -140,7 +156,41 @@ REMEMBERED_CHARS = 1000
 
 @lru_cache(maxsize=1 << 14)
 def _wrapped_remembered(text: str, font: str, size: float, width: float) -> tuple[str, ...]:
-    return tuple(map(pdf_string, wrap_text(text, font, size, width)))
+    return _escaped_lines(text, wrap_text(text, font, size, width))
+
+
+# Between two lines of a run in a grid cell: show the one, move down (T*), start the next.
+_LINE_BREAK = ") Tj\nT* ("
+
+
+def _shown(text: str, font: str, size: float, width: float) -> tuple[int, str]:
+    """(number of lines, operators) of ``text`` alone in a grid cell: its lines wrapped and
+    escaped, each shown by ``Tj``, the next reached by ``T*``."""
+    if len(text) > REMEMBERED_CHARS:
+        lines = _wrapped(text, font, size, width)
+        return len(lines), "(" + _LINE_BREAK.join(lines) + ") Tj"
+    return _shown_remembered(text, font, size, width)
+
+
+@lru_cache(maxsize=1 << 14)
+def _shown_remembered(text: str, font: str, size: float, width: float) -> tuple[int, str]:
+    lines = _escaped_lines(text, wrap_text(text, font, size, width))
+    return len(lines), "(" + _LINE_BREAK.join(lines) + ") Tj"
+
+
+def _runs(pairs: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """A cell's (font, line) pairs as runs of lines in one font: (font, operators)."""
+    runs = []
+    for font, run in groupby(pairs, key=itemgetter(0)):
+        runs.append((font, ("T* (" if runs else "(")
+                     + _LINE_BREAK.join([line for _, line in run]) + ") Tj"))
+    return tuple(runs)
+
+
+def _pairs(runs: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+    """The (font, line) pairs of a cell's runs (a line never holds an unescaped parenthesis)."""
+    return [(font, line) for font, shown in runs
+            for line in shown[shown.index("(") + 1:-len(") Tj")].split(_LINE_BREAK)]
 
 
 def _wrap_mono(text: str, columns: int) -> list[str]:
@@ -206,9 +256,10 @@ def group_row(cells: list[Cell]) -> tuple[str, list[Cell]]:
 class _Row:
     """A row as drawn: strings only (cheap to pickle, nothing left to format but positions)."""
 
-    cells: list[list[tuple[str, str]]]       # per column: wrapped (line as a PDF string, font)
+    cells: list[tuple[tuple[str, str], ...]]   # per column: runs of lines in one font,
+    #                                        (font, its text operators): see _shown
     colours: list[str]                       # per column: text colour as "r g b"
-    backgrounds: list[str | None]            # per column: "r g b", or None
+    backgrounds: list[str | None]            # per column: "r g b", or None; [] if none
     height: float
     kind: str = "row"                        # row | group | gap
 
@@ -243,17 +294,31 @@ class Grid(Flowable):
             (self.header.height if self.header else 0) + sum(r.height for r in self.rows))
 
     def _row(self, cells: list[Cell], background=None, kind: str = "row") -> _Row:
+        # A cell's text is kept as the operators that show it: one string per run of lines in
+        # one font, not a string per line (fewer objects to pickle to the PDF's process, and
+        # nothing left to join there).
         wrapped, most = [], 1
+        size = self.size
         for width, item in zip(self.widths, cells):
-            size = self.size - 0.5 if item.mono else self.size
-            lines = [(line, font) for text, font in item.parts
-                     for line in _wrapped(text, font, size, width - 2 * PAD)]
-            wrapped.append(lines)
-            most = max(most, len(lines))
-        backgrounds = [item.background or background for item in cells]
-        return _Row(wrapped, [_rgb(item.colour) if item.colour else _BLACK for item in cells],
-                    [_rgb(colour) if colour else None for colour in backgrounds],
-                    most * self.leading + 2 * PAD, kind)
+            parts = item.parts
+            text_size = size - 0.5 if item.mono else size
+            if len(parts) == 1:
+                text, font = parts[0]
+                count, shown = _shown(text, font, text_size, width - 2 * PAD)
+                wrapped.append(((font, shown),))
+            else:
+                pairs = [(font, line) for text, font in parts
+                         for line in _wrapped(text, font, text_size, width - 2 * PAD)]
+                wrapped.append(_runs(pairs))
+                count = len(pairs)
+            if count > most:
+                most = count
+        colours = [_rgb(item.colour) if item.colour else _BLACK for item in cells]
+        backgrounds = []                        # most rows: none to fill
+        if background or any(item.background for item in cells):
+            backgrounds = [_rgb(colour) if colour else None
+                           for colour in (item.background or background for item in cells)]
+        return _Row(wrapped, colours, backgrounds, most * self.leading + 2 * PAD, kind)
 
     def wrap(self, availWidth, availHeight):
         self.width, self.height = sum(self.widths), self._height
@@ -294,8 +359,11 @@ class Grid(Flowable):
 
     def _cut(self, row: _Row, fitting: int) -> tuple[_Row, _Row]:
         def part(lines_of):
-            cells = [lines_of(lines) for lines in row.cells]
-            most = max(1, *(len(lines) for lines in cells))
+            cells, most = [], 1
+            for runs in row.cells:
+                pairs = lines_of(_pairs(runs))
+                cells.append(_runs(pairs))
+                most = max(most, len(pairs))
             return _Row(cells, row.colours, row.backgrounds, most * self.leading + 2 * PAD)
         return part(lambda lines: lines[:fitting]), part(lambda lines: lines[fitting:])
 
@@ -379,35 +447,31 @@ class _GridOps:
         self.current_rgb: str | None = None
 
     def row(self, row: _Row, top: float, bottom: float) -> None:
-        xs, widths = self.xs, self.grid.widths
-        for column, background in enumerate(row.backgrounds):
-            if background is not None:
-                self.fills.append(f"{background} rg {xs[column]:.2f} {bottom:.2f} "
-                                  f"{widths[column]:.2f} {row.height:.2f} re f")
         y = f"{bottom:.2f}"
+        if row.backgrounds:                     # empty when no cell has one
+            xs, widths = self.xs, self.grid.widths
+            for column, background in enumerate(row.backgrounds):
+                if background is not None:
+                    self.fills.append(f"{background} rg {xs[column]:.2f} {y} "
+                                      f"{widths[column]:.2f} {row.height:.2f} re f")
         self.rules.append(f"0 {y} m {self.right} {y} l")
+        text, text_x, fonts = self.text, self.text_x, self.fonts
         text_y = f"{top - PAD - self.grid.size:.2f} Tm"
-        for column, lines in enumerate(row.cells):
-            rgb = row.colours[column]
-            if rgb != self.current_rgb:
-                self.text.append(f"{rgb} rg")
-                self.current_rgb = rgb
-            if lines:
-                # One position per cell; each further line moves down by the leading (T*).
-                self.text.append(self.text_x[column] + text_y)
-                self._lines(lines)
-
-    def _lines(self, lines: list[tuple[str, str]]) -> None:
-        text = self.text
-        move = "("
-        for font, run in groupby(lines, key=itemgetter(1)):
-            if font != self.current_font:       # the size follows from the font in a grid
-                text.append(self._select(font))
-                self.current_font = font
-            # A run of lines in one font as one string, the operators between its lines: the
-            # same content stream as a string per line, for less work.
-            text.append(move + ") Tj\nT* (".join([line for line, _ in run]) + ") Tj")
-            move = "T* ("
+        rgb_now, font_now = self.current_rgb, self.current_font
+        for column, (runs, rgb) in enumerate(zip(row.cells, row.colours)):
+            if rgb != rgb_now:
+                text.append(f"{rgb} rg")
+                rgb_now = rgb
+            if not runs:
+                continue
+            # One position per cell; each further line moves down by the leading (T*).
+            text.append(text_x[column] + text_y)
+            for font, shown in runs:
+                if font != font_now:            # the size follows from the font in a grid
+                    text.append(fonts[font] if font in fonts else self._select(font))
+                    font_now = font
+                text.append(shown)
+        self.current_rgb, self.current_font = rgb_now, font_now
 
     def _select(self, font: str) -> str:
         # Asked only for a font drawn: asking registers the font with the document.
@@ -542,6 +606,9 @@ def contents_entries(story: list, max_level: int = 1) -> list[tuple[int, str, st
     return entries
 
 
+_NUMBER_SLOT = "\x00"                     # where a footer's page number goes
+
+
 class NumberedCanvas(Canvas):
     """Writes "Page 3 of 17" on every page, and at save fills in the numbers it could not know
     while laying out: the page count and the pages of the headings in the contents.
@@ -559,18 +626,39 @@ class NumberedCanvas(Canvas):
         super().__init__(*args, **kwargs)
         self.heading_pages: dict[str, int] = {}
         self.contents_keys: set[str] = set()
+        # Footer operators by the width of "Page n of ": (before the count's form, after).
+        self._footers: dict[float, tuple[list[str], list[str]]] = {}
 
     def showPage(self):
+        text = f"Page {self._pageNumber} of "
+        width = text_width(text, FONT, 7.5)
+        # Every page ends in the same graphics state (each flowable restores what it changes):
+        # a footer as wide as one drawn before gets its operators, with this page's number.
+        if width in self._footers:
+            before, after = self._footers[width]
+            self._code.extend(op.replace(_NUMBER_SLOT, f"({text})") for op in before)
+            self.doForm(self.TOTAL_FORM)        # drawn: it also notes the page uses the form
+            self._code.extend(after)
+        else:
+            self._draw_footer(text, width)
+        super().showPage()
+
+    def _draw_footer(self, text: str, width: float) -> None:
+        code = self._code
+        start = len(code)
         self.saveState()
         self.setFont(FONT, 7.5)
         # "Page 3 of " right-aligned before room for the count (at most five digits).
         count_room = text_width("00000", FONT, 7.5)
-        self.drawRightString(self.footer_right_x - count_room, self.footer_y,
-                             f"Page {self._pageNumber} of ")
+        self.drawRightString(self.footer_right_x - count_room, self.footer_y, text)
         self.translate(self.footer_right_x - count_room, self.footer_y)
+        form = len(code)
         self.doForm(self.TOTAL_FORM)
         self.restoreState()
-        super().showPage()
+        before, shown = code[start:form], f"({text})"
+        if sum(op.count(shown) for op in before) == 1 and _NUMBER_SLOT not in "".join(before):
+            self._footers[width] = ([op.replace(shown, _NUMBER_SLOT) for op in before],
+                                    code[form + 1:])
 
     def save(self):
         total = self._pageNumber - 1

@@ -12,6 +12,7 @@ in the bundle.
 from __future__ import annotations
 
 import re
+import weakref
 
 from evidence.errors import BundleError
 
@@ -51,6 +52,17 @@ class ProcedureSources:
         self.bundle = bundle
         self._files: dict[str, dict[str, str]] = {}
 
+    @classmethod
+    def of(cls, bundle) -> "ProcedureSources":
+        """The one of ``bundle``: the PDF's and the HTML's sections read the same files."""
+        try:
+            return _OF_BUNDLE[bundle]
+        except TypeError:                   # a bundle that cannot be weakly referenced
+            return cls(bundle)
+        except KeyError:
+            sources = _OF_BUNDLE[bundle] = cls(bundle)
+            return sources
+
     def source(self, testcase: dict) -> str:
         procedure = testcase.get("procedure") or {}
         name = procedure.get("file")
@@ -62,3 +74,6 @@ class ProcedureSources:
             except (BundleError, AttributeError):
                 self._files[name] = {}
         return self._files[name].get(procedure.get("function") or "", "")
+
+
+_OF_BUNDLE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

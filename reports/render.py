@@ -37,7 +37,7 @@ from reports.html import render_html
 from reports.junit import render_junit
 from reports.model import Evidence, analyse
 from reports.pdf import render_pdf
-from reports.pdf_documents import grids_to_make
+from reports.pdf_documents import first_grid, later_grids
 from reports.pdf_layout import PendingGrid
 from reports.spool import Spool
 
@@ -124,11 +124,13 @@ def _render_on_two_cores(bundle: Bundle, evidence: Evidence,
                          spool: Spool) -> dict[str, bytes]:
     """The PDF, the slowest, is laid out in a forked child. This process first wraps the text
     of the PDF's largest tables (handed over one by one through `spool`, while the child lays
-    out what comes before them), then renders the other reports."""
-    pdf = _started(lambda: render_pdf(bundle, evidence, grids=_pending_grids(spool)),
+    out what comes before them), then renders the other reports. The child makes the first
+    of those tables itself: it would only wait for it, while this process makes the next."""
+    pdf = _started(lambda: render_pdf(bundle, evidence, grids=itertools.chain(
+                       [first_grid(evidence)], _pending_grids(spool))),
                    fallback=lambda: render_pdf(bundle, evidence), spool=spool)
     try:
-        for grid in grids_to_make(evidence):
+        for grid in later_grids(evidence):
             if not spool.send(grid.state()):
                 break                   # the child failed: pdf() renders it here
     finally:

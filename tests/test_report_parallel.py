@@ -70,14 +70,14 @@ def test_a_pdf_child_that_fails_is_rendered_here_the_same(two_bundles, monkeypat
 def test_a_failure_while_wrapping_keeps_the_old_reports(two_bundles, monkeypatch):
     _, path = two_bundles
     before = _rendered(path)
-    made = reports.render.grids_to_make
+    made = reports.render.later_grids
 
     def failing_after_one(evidence):
         grids = made(evidence)
         yield next(grids)
         raise RuntimeError("wrapping fails")
 
-    monkeypatch.setattr(reports.render, "grids_to_make", failing_after_one)
+    monkeypatch.setattr(reports.render, "later_grids", failing_after_one)
     with pytest.raises(RuntimeError, match="wrapping fails"):
         reports.render.render_reports(path)
     assert {name: (path / "reports" / name).read_bytes() for name in NAMES} == before
