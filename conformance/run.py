@@ -204,7 +204,8 @@ class Prepared:
 def prepare(options: RunOptions, progress: Progress) -> Prepared:
     target = load_target(options.target)
     profile = load_profile(options.profile)
-    problems = check_ready(target)
+    toolchain = Toolchain.for_target(target)
+    problems = check_ready(target, toolchain=toolchain)
     if problems:
         raise RunError(f"target {target.name} is not ready: " + "; ".join(problems))
     cache = cache_root(options.cache_dir)
@@ -229,7 +230,6 @@ def prepare(options: RunOptions, progress: Progress) -> Prepared:
     sources = generate(catalog.spec_set, [tc.id for tc in plan.test_cases])
     stage = _stage_sources(sources.files, cache)
     progress.phase("build", f"{target.toolchain.cc} ({len(sources.files)} generated files + runtime)")
-    toolchain = Toolchain.for_target(target)
     rt = runtime_dir()
     generated = [stage / n for n in sorted(sources.files)]
     # A generated unit the target cannot compile is left out; its test cases report

@@ -26,13 +26,15 @@ from targets.kernel import kernel_status
 from targets.toolchain import Toolchain
 
 
-def check_ready(target: Target, cache_dir: Path | None = None) -> list[str]:
+def check_ready(target: Target, cache_dir: Path | None = None, *,
+                toolchain: Toolchain | None = None) -> list[str]:
     """Problems that stop the target from running here, each with what to do; [] when ready.
 
-    `cache_dir` is the kernel directory (default: kernels/ in the pcert cache).
+    `cache_dir` is the kernel directory (default: kernels/ in the pcert cache). `toolchain`:
+    the target's, when the caller goes on to build with it (its probes then run once).
     """
     problems = []
-    toolchain = Toolchain.for_target(target)
+    toolchain = toolchain or Toolchain.for_target(target)
     sysroot = target.toolchain.sysroot
     try:
         toolchain.version()
