@@ -77,9 +77,10 @@ def snapshot_key(target: Target, kernel_sha256: str | None, image_sha256: str,
                  qemu_sha256: str) -> str:
     """sha256 over what the saved guest depends on (canonical JSON)."""
     m = target.machine
-    identity = {"format": FORMAT, "qemu": qemu_sha256, "kernel": kernel_sha256, "image": image_sha256,
-                "args": list(m.args), "append": m.append, "agent_args": list(m.agent_args),
-                "agent_device": m.agent_device, "pvh": bool(target.kernel and target.kernel.pvh)}
+    identity = {"format": FORMAT, "qemu": qemu_sha256, "kernel": kernel_sha256,
+                "image": image_sha256, "args": list(m.args), "append": m.append,
+                "agent_args": list(m.agent_args), "agent_device": m.agent_device,
+                "pvh": bool(target.kernel and target.kernel.pvh)}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
@@ -109,7 +110,7 @@ def _load(directory: Path, key: str) -> Snapshot | None:
         if file_sha256(directory / CONSOLE) == snapshot.console_sha256 \
                 and snapshot.path.stat().st_size == snapshot.size \
                 and file_sha256(snapshot.path) == snapshot.sha256 \
-                and _ram_intact(snapshot, meta["ram_identity"]):
+                and _ram_intact(snapshot, meta):
             return snapshot
     except (OSError, ValueError, KeyError, TypeError):
         pass
@@ -128,11 +129,18 @@ def _identity(path: Path) -> list[int]:
     return [info.st_ino, info.st_size, info.st_mtime_ns]
 
 
-def _ram_intact(snapshot: Snapshot, identity: list[int]) -> bool:
-    if _identity(snapshot.ram_path) == identity:
+def _ram_intact(snapshot: Snapshot, meta: dict) -> bool:
+    """The RAM file has its recorded sha256 (trusted while its identity is unchanged; after a
+    copy or a touch that keeps the bytes, the new identity is recorded)."""
+    identity = _identity(snapshot.ram_path)
+    if identity == meta["ram_identity"]:
         return True
-    return snapshot.ram_path.stat().st_size == snapshot.ram_size \
-        and file_sha256(snapshot.ram_path) == snapshot.ram_sha256
+    if snapshot.ram_path.stat().st_size != snapshot.ram_size \
+            or file_sha256(snapshot.ram_path) != snapshot.ram_sha256:
+        return False
+    write_atomic(snapshot.directory / META,
+                 json.dumps(dict(meta, ram_identity=identity), sort_keys=True).encode())
+    return True
 
 
 def _make(target: Target, kernel, image, directory: Path, key: str) -> Snapshot:
