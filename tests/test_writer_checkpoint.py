@@ -133,15 +133,19 @@ def test_checkpoints_taken_while_a_reader_thread_writes_are_consistent(tmp_path)
     writer = started(tmp_path)
     console = writer.open_console()
     done = threading.Event()
+    sealed = []
 
     def reader() -> None:  # QEMU's output arriving, without run.py's lock
-        for n in range(3000):
+        n = 0
+        # Until several checkpoints were taken while it wrote (however slow the machine);
+        # bounded, should checkpoints fail.
+        while (n < 3000 or len(sealed) < 3) and n < 1_000_000:
             console.write(bytes([n % 251]) * (n % 97 + 1))
+            n += 1
         done.set()
 
-    thread = threading.Thread(target=reader)
+    thread = threading.Thread(target=reader, daemon=True)
     thread.start()
-    sealed = []
     while not done.is_set():
         sealed.append(writer.checkpoint(running())["files"]["console.log"])
     thread.join()
