@@ -183,8 +183,10 @@ def render_reqif(bundle, evidence: Evidence | None = None) -> bytes:
             definitions = _reqif_spec_types(doc)
             with doc.element(3, "SPEC-OBJECTS"):
                 objects = _SpecObjects(doc, definitions)
-                requirement_ids = _reqif_requirements(objects, evidence)
-                case_ids = _reqif_testcases(objects, evidence)
+                requirement_ids = _reqif_objects(objects, "SOT-requirement", "R-",
+                                                 evidence.requirements, requirement_values)
+                case_ids = _reqif_objects(objects, "SOT-testcase", "T-", evidence.cases,
+                                          case_values)
             with doc.element(3, "SPEC-RELATIONS"):
                 _reqif_relations(doc, evidence, case_ids, requirement_ids)
             with doc.element(3, "SPECIFICATIONS"):
@@ -265,37 +267,38 @@ class _SpecObjects:
         lines.append(_at(4, "</SPEC-OBJECT>"))
 
 
-def _reqif_requirements(objects: _SpecObjects, evidence: Evidence) -> dict[str, str]:
-    """Write a SPEC-OBJECT per requirement; requirement id -> its identifier."""
-    requirement_ids = {}
-    for row in evidence.requirements:
-        r = row.requirement
-        source = r.get("source") or {}
-        identifier = requirement_ids[row.id] = _ncname("R-", row.id)
-        objects.write("SOT-requirement", identifier, {
-            "ReqIF.ForeignID": row.id, "ReqIF.Name": r.get("interface"),
+def _reqif_objects(objects: _SpecObjects, type_id: str, prefix: str, items,
+                   values) -> dict[str, str]:
+    """Write a SPEC-OBJECT of `type_id` per item (a requirement row or a test case, each with
+    an `id`), its attributes `values(item)`; item id -> its identifier."""
+    identifiers = {}
+    for item in items:
+        identifier = identifiers[item.id] = _ncname(prefix, item.id)
+        objects.write(type_id, identifier, values(item))
+    return identifiers
+
+
+def requirement_values(row) -> dict:
+    """A requirement's ReqIF attribute values, by attribute name (REQUIREMENT_ATTRIBUTES)."""
+    r = row.requirement
+    source = r.get("source") or {}
+    return {"ReqIF.ForeignID": row.id, "ReqIF.Name": r.get("interface"),
             "ReqIF.Text": r.get("text"), "Interface": r.get("interface"), "Unit": r.get("unit"),
             "Method": r.get("method"), "Status": r.get("status"),
             "Source": ", ".join(f"{k} {source[k]}" for k in sorted(source)),
-            "Fingerprint": r.get("fingerprint"), "Outcome": row.outcome})
-    return requirement_ids
+            "Fingerprint": r.get("fingerprint"), "Outcome": row.outcome}
 
 
-def _reqif_testcases(objects: _SpecObjects, evidence: Evidence) -> dict[str, str]:
-    """Write a SPEC-OBJECT per test case; test case id -> its identifier."""
-    case_ids = {}
-    for case in evidence.cases:
-        tc = case.testcase
-        procedure = tc.get("procedure") or {}
-        identifier = case_ids[case.id] = _ncname("T-", case.id)
-        objects.write("SOT-testcase", identifier, {
-            "ReqIF.ForeignID": case.id, "ReqIF.Name": tc.get("title"),
+def case_values(case) -> dict:
+    """A test case's ReqIF attribute values, by attribute name (TESTCASE_ATTRIBUTES)."""
+    tc = case.testcase
+    procedure = tc.get("procedure") or {}
+    return {"ReqIF.ForeignID": case.id, "ReqIF.Name": tc.get("title"),
             "ReqIF.Text": tc.get("expected"), "Kind": tc.get("kind"), "Inputs": tc.get("inputs"),
             "Procedure": f"{procedure.get('file') or ''} {procedure.get('function') or ''}".strip(),
             "Procedure sha256": procedure.get("sha256") or case.result.get("procedure_sha256"),
             "Verdict": case.verdict, "Reason": case.result.get("reason"),
-            "Problem report": case.problem.id if case.problem else ""})
-    return case_ids
+            "Problem report": case.problem.id if case.problem else ""}
 
 
 def _reqif_relations(doc: _ReqIF, evidence: Evidence, case_ids: dict,

@@ -21,7 +21,7 @@ import json
 import os
 import secrets
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from targets.definition import Target
@@ -118,8 +118,8 @@ def _load(directory: Path, key: str) -> Snapshot | None:
     return None
 
 
-_FIELDS = ("nonce", "sha256", "size", "made_utc", "boot_s", "console_sha256", "ram_sha256",
-           "ram_size")
+# What snapshot.json keeps of a Snapshot: all but where it lies.
+_FIELDS = tuple(f.name for f in fields(Snapshot) if f.name not in ("directory", "key"))
 
 
 def _identity(path: Path) -> list[int]:
@@ -162,7 +162,7 @@ def _make(target: Target, kernel, image, directory: Path, key: str) -> Snapshot:
                             boot_s=round(boot_s, 3),
                             console_sha256=hashlib.sha256(console).hexdigest(),
                             ram_sha256=file_sha256(ram), ram_size=ram.stat().st_size)
-        meta = {k: v for k, v in asdict(snapshot).items() if k not in ("directory", "key")}
+        meta = {name: getattr(snapshot, name) for name in _FIELDS}
         meta["ram_identity"] = _identity(ram)  # a rename keeps the inode and the times
         write_atomic(building / META, json.dumps(meta, sort_keys=True).encode())
         os.rename(building, directory)

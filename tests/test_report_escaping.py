@@ -18,7 +18,7 @@ from bundle_factory import make_bundle
 from evidence.reader import Bundle
 from reports import html, pdf_layout, textsafe
 from reports.exports import (REQIF_NS, REQUIREMENT_ATTRIBUTES, TESTCASE_ATTRIBUTES, _ncname,
-                             _text, render_reqif)
+                             _text, render_reqif, requirement_values, case_values)
 from reports.model import analyse
 from reports.xmltext import tree_bytes
 
@@ -87,27 +87,12 @@ def _element_tree_reqif(evidence) -> bytes:
 
     requirement_ids = {}
     for row in evidence.requirements:
-        r = row.requirement
-        source = r.get("source") or {}
         identifier = requirement_ids[row.id] = _ncname("R-", row.id)
-        spec_object("SOT-requirement", identifier, {
-            "ReqIF.ForeignID": row.id, "ReqIF.Name": r.get("interface"),
-            "ReqIF.Text": r.get("text"), "Interface": r.get("interface"), "Unit": r.get("unit"),
-            "Method": r.get("method"), "Status": r.get("status"),
-            "Source": ", ".join(f"{k} {source[k]}" for k in sorted(source)),
-            "Fingerprint": r.get("fingerprint"), "Outcome": row.outcome})
+        spec_object("SOT-requirement", identifier, requirement_values(row))
     case_ids = {}
     for case in evidence.cases:
-        tc = case.testcase
-        procedure = tc.get("procedure") or {}
         identifier = case_ids[case.id] = _ncname("T-", case.id)
-        spec_object("SOT-testcase", identifier, {
-            "ReqIF.ForeignID": case.id, "ReqIF.Name": tc.get("title"),
-            "ReqIF.Text": tc.get("expected"), "Kind": tc.get("kind"), "Inputs": tc.get("inputs"),
-            "Procedure": f"{procedure.get('file') or ''} {procedure.get('function') or ''}".strip(),
-            "Procedure sha256": procedure.get("sha256") or case.result.get("procedure_sha256"),
-            "Verdict": case.verdict, "Reason": case.result.get("reason"),
-            "Problem report": case.problem.id if case.problem else ""})
+        spec_object("SOT-testcase", identifier, case_values(case))
     relations = ET.SubElement(content, "SPEC-RELATIONS")
     for case in evidence.cases:
         for requirement_id in case.known_requirements:
