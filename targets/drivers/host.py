@@ -16,16 +16,14 @@ With agent=True the process also inherits one end of a socketpair as its agent c
 from __future__ import annotations
 
 import os
-import select
-import signal
 import socket
-import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from targets.drivers.base import REAP_TIMEOUT_S, TERM_GRACE_S, Machine, Process
+from targets.drivers.base import Machine, Process
+from targets.drivers.pipe import PipeProcess
 from targets.errors import TargetError
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -88,67 +86,3 @@ class HostMachine(Machine):
             time.sleep(0.01)
         end, self._agent_end = self._agent_end, None
         return end
-
-
-class PipeProcess:
-    """A child process group whose stdout and stderr are one pipe, read with select()."""
-
-    def __init__(self, command: list[str], env: dict[str, str], cwd: Path,
-                 pass_fds: tuple[int, ...] = ()):
-        try:
-            self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                         env=env, cwd=cwd, start_new_session=True,
-                                         pass_fds=pass_fds)
-        except OSError as exc:
-            raise TargetError(f"{command[0]}: cannot start: {exc.strerror}") from None
-        self.fd = self.proc.stdout.fileno()
-
-    def _exited(self) -> bool:
-        # WNOWAIT: learn that it ended without reaping it, so its pid (= the process group id)
-        # stays reserved until reap() has cleaned up the group.
-        try:
-            info = os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            return True
-        return info is not None
-
-    def read(self, max_bytes: int, timeout_s: float) -> bytes:
-        ready, _, _ = select.select([self.fd], [], [], timeout_s)
-        if not ready and self._exited():
-            # It may have written just before exiting: look once more before calling it ended.
-            ready, _, _ = select.select([self.fd], [], [], 0)
-            if not ready:
-                raise EOFError
-        if not ready:
-            return b""
-        data = os.read(self.fd, max_bytes)
-        if not data:
-            raise EOFError
-        return data
-
-    def _signal_group(self, sig: int) -> None:
-        try:
-            os.killpg(self.proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass  # the group is gone already
-
-    def stop(self) -> None:
-        self._signal_group(signal.SIGTERM)
-        deadline = time.monotonic() + TERM_GRACE_S
-        while not self._exited() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        self._signal_group(signal.SIGKILL)
-
-    def reap(self) -> int | None:
-        deadline = time.monotonic() + REAP_TIMEOUT_S
-        while not self._exited() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        # Test-case children left behind by the runtime go with it.
-        self._signal_group(signal.SIGKILL)
-        try:
-            status = self.proc.wait(timeout=REAP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            status = None
-        self.proc.stdout.close()
-        return status

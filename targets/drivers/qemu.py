@@ -1,4 +1,4 @@
-"""Boot a kernel and image in QEMU and stream its serial console (through pexpect).
+"""Boot a kernel and image in QEMU and stream its serial console (one pipe, targets/drivers/pipe.py).
 
 >>> from targets.definition import load_target
 >>> m = QemuMachine(load_target("linux-x86_64"), Path("vmlinuz"), Path("initramfs.cpio"),
@@ -25,7 +25,6 @@ import hashlib
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -33,11 +32,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-import pexpect
-
 from targets.definition import Target
-from targets.drivers.base import (POWERED_OFF, REAP_TIMEOUT_S, READ_SIZE, TERM_GRACE_S, Machine,
-                                  Process)
+from targets.drivers.base import POWERED_OFF, Machine, Process
+from targets.drivers.pipe import PipeProcess
 from targets.errors import TargetError
 from targets.protocol import ENV_VALUE
 
@@ -171,65 +168,10 @@ class QemuMachine(Machine):
         for what, path in (("kernel", self.kernel), ("image", self.image)):
             if path is not None and not path.is_file():
                 raise TargetError(f"{path}: {what} not found")
-        command = self.command()
-        return PexpectProcess(executable, command[1:], cwd=cwd)
+        return PipeProcess([executable, *self.command()[1:]], cwd=cwd)
 
     def _reason_for_exit(self, status: int | None) -> str:
         # QEMU ends by itself with 0 when the guest powers off (or resets, under -no-reboot).
         if status == 0:
             return POWERED_OFF
         return super()._reason_for_exit(status)
-
-
-class PexpectProcess:
-    """A child on a pseudo-terminal: QEMU's stdio chardev expects a terminal."""
-
-    def __init__(self, executable: str, args: list[str], cwd: Path | None = None):
-        try:
-            self.child = pexpect.spawn(executable, args, echo=False, maxread=READ_SIZE,
-                                       timeout=None, encoding=None,
-                                       cwd=None if cwd is None else str(cwd))
-        except pexpect.ExceptionPexpect as exc:
-            raise TargetError(f"{executable}: cannot start: {exc}") from None
-
-    def read(self, max_bytes: int, timeout_s: float) -> bytes:
-        try:
-            return self.child.read_nonblocking(max_bytes, timeout=timeout_s)
-        except pexpect.TIMEOUT:
-            return b""
-        except pexpect.EOF:
-            raise EOFError from None
-
-    def stop(self) -> None:
-        _signal(self.child, signal.SIGTERM)
-        if _wait_dead(self.child, TERM_GRACE_S):
-            return
-        _signal(self.child, signal.SIGKILL)
-
-    def reap(self) -> int | None:
-        if not _wait_dead(self.child, REAP_TIMEOUT_S):
-            _signal(self.child, signal.SIGKILL)
-            _wait_dead(self.child, REAP_TIMEOUT_S)
-        try:
-            self.child.close(force=True)
-        except pexpect.ExceptionPexpect:
-            return None  # not even SIGKILL ended it; nothing more can be learned
-        if self.child.signalstatus is not None:
-            return -self.child.signalstatus
-        return self.child.exitstatus
-
-
-def _signal(child: pexpect.spawn, sig: int) -> None:
-    try:
-        child.kill(sig)
-    except OSError:
-        pass  # already gone
-
-
-def _wait_dead(child: pexpect.spawn, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while child.isalive():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-    return True
