@@ -62,6 +62,13 @@ def percent_decode(text: str) -> bytes:
     raw = text.encode("utf-8", "surrogateescape")
     if _VALUE.fullmatch(raw) is None:
         raise ValueError(f"malformed percent-encoded value {text!r}")
+    return _unescape(raw)
+
+
+def _unescape(raw: bytes) -> bytes:
+    """The bytes of a value already matched by _VALUE."""
+    if b"%" not in raw:
+        return raw
     parts = raw.split(b"%")
     return parts[0] + b"".join(bytes((int(p[:2], 16),)) + p[2:] for p in parts[1:])
 
@@ -273,8 +280,9 @@ class RecordParser:
             key, eq, value = token.partition(b"=")
             if not eq or _KEY.fullmatch(key) is None or _VALUE.fullmatch(value) is None:
                 raise _Rejected(f"malformed field {token[:80].decode('ascii', 'replace')!r}")
-            if key.decode() in raw_fields:
-                raise _Rejected(f"duplicate field {key.decode()!r}")
-            raw_fields[key.decode()] = percent_decode(value.decode("ascii"))
+            name = key.decode("ascii")
+            if name in raw_fields:
+                raise _Rejected(f"duplicate field {name!r}")
+            raw_fields[name] = _unescape(value)
         fields = {k: v.decode("utf-8", "replace") for k, v in raw_fields.items()}
         return Record(seq, kind, fields, raw_fields, start, end)

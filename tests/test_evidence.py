@@ -12,6 +12,7 @@ import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import jsonschema
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -385,6 +386,12 @@ def test_schemas_describe_every_property():
                 walk(sub, f"{where}[{index}]")
     for kind in evidence.schema.KINDS:
         walk(load_schema(kind), kind)
+
+
+@pytest.mark.parametrize("kind", evidence.schema.KINDS)
+def test_record_schemas_follow_the_json_schema_meta_schema(kind):
+    """pcert does not check its own schemas at run time; this does."""
+    jsonschema.Draft202012Validator.check_schema(load_schema(kind))
 
 
 # -- reader errors ---------------------------------------------------------------------------
