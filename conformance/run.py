@@ -45,6 +45,7 @@ from targets.toolchain import BuildInfo, Toolchain
 from . import version
 from .agent.bundle import PREFIX as DIFFERENTIAL_PREFIX, Differential, plan_differential
 from .agent.transport import CALL_TIMEOUT_S
+from .background import Background
 from .catalog import Catalog
 from .collect import TET_CODES, Collector
 from .errors import RunError, RunInterrupted
@@ -206,10 +207,11 @@ def prepare(options: RunOptions, progress: Progress) -> Prepared:
     target = load_target(options.target)
     profile = load_profile(options.profile)
     toolchain = Toolchain.for_target(target)
-    problems = check_ready(target, toolchain=toolchain)
-    if problems:
-        raise RunError(f"target {target.name} is not ready: " + "; ".join(problems))
     cache = cache_root(options.cache_dir)
+    # Subprocesses and hashing, while this thread loads the catalog and generates sources.
+    readiness = Background(check_ready, target, toolchain=toolchain)
+    kernel = Background(kernels.ensure_kernel, target, cache_dir=cache / "kernels",
+                        override=options.kernel) if target.needs_kernel else None
     catalog = Catalog.load(tuple(options.spec_dirs), cache_dir=cache / "catalog")
     only_presence = only_differential = None
     only = options.only
@@ -229,6 +231,9 @@ def prepare(options: RunOptions, progress: Progress) -> Prepared:
     progress.phase("plan", f"{profile.label} on {target.name}: {len(plan.test_cases)} test cases, "
                            f"{len(plan.requirements)} requirements")
     sources = generate(catalog.spec_set, [tc.id for tc in plan.test_cases])
+    problems = readiness.result()
+    if problems:
+        raise RunError(f"target {target.name} is not ready: " + "; ".join(problems))
     stage = _stage_sources(sources.files, cache)
     progress.phase("build", f"{target.toolchain.cc} ({len(sources.files)} generated files + runtime)")
     rt = runtime_dir()
@@ -238,9 +243,7 @@ def prepare(options: RunOptions, progress: Progress) -> Prepared:
     build = toolchain.cached_build_info([*generated, rt / "pcert.c", rt / "pcert_agent.c"], [rt],
                                         cache / "build", optional=generated)
     binary = build.path
-    kernel = None
-    if target.needs_kernel:
-        kernel = kernels.ensure_kernel(target, cache_dir=cache / "kernels", override=options.kernel)
+    kernel = kernel.result() if kernel is not None else None
     # One directory per binary: concurrent runs never swap images.
     image = build_image(target, binary, cache / "images" / binary.parent.name)
     presence = None
@@ -660,10 +663,12 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
         jobs = resumed.workers
     else:
         nonce = secrets.token_hex(8)
-        manifest_base = _manifest_base(p, run_id, started, nonce)
-        manifest_base["environment_sha256"] = environment_sha256(manifest_base)
+        # The tools' versions and hashes (subprocesses, hashing) while the static files go.
+        base = Background(_manifest_base, p, run_id, started, nonce)
         writer = BundleWriter(out)
         _write_static(writer, p)
+        manifest_base = base.result()
+        manifest_base["environment_sha256"] = environment_sha256(manifest_base)
         jobs = options.jobs or os.cpu_count() or 1
 
     run = _Run(p, writer, manifest_base, nonce, jobs, progress,
