@@ -203,15 +203,23 @@ class Prepared:
                 [dict(r, index=base + i) for i, r in enumerate(self.presence.results)])
 
 
+def _ready_kernel(target: Target, toolchain: Toolchain, kernel_dir: Path,
+                  override: Path | None) -> tuple[list[str], kernels.KernelInfo | None]:
+    """(problems, None) when the target is not ready here; else ([], its kernel or None).
+    The kernel only after the check, which may fetch a foreign architecture's package lists."""
+    problems = check_ready(target, toolchain=toolchain)
+    if problems or not target.needs_kernel:
+        return problems, None
+    return [], kernels.ensure_kernel(target, cache_dir=kernel_dir, override=override)
+
+
 def prepare(options: RunOptions, progress: Progress) -> Prepared:
     target = load_target(options.target)
     profile = load_profile(options.profile)
     toolchain = Toolchain.for_target(target)
     cache = cache_root(options.cache_dir)
     # Subprocesses and hashing, while this thread loads the catalog and generates sources.
-    readiness = Background(check_ready, target, toolchain=toolchain)
-    kernel = Background(kernels.ensure_kernel, target, cache_dir=cache / "kernels",
-                        override=options.kernel) if target.needs_kernel else None
+    tools = Background(_ready_kernel, target, toolchain, cache / "kernels", options.kernel)
     catalog = Catalog.load(tuple(options.spec_dirs), cache_dir=cache / "catalog")
     only_presence = only_differential = None
     only = options.only
@@ -231,7 +239,7 @@ def prepare(options: RunOptions, progress: Progress) -> Prepared:
     progress.phase("plan", f"{profile.label} on {target.name}: {len(plan.test_cases)} test cases, "
                            f"{len(plan.requirements)} requirements")
     sources = generate(catalog.spec_set, [tc.id for tc in plan.test_cases])
-    problems = readiness.result()
+    problems, kernel = tools.result()
     if problems:
         raise RunError(f"target {target.name} is not ready: " + "; ".join(problems))
     stage = _stage_sources(sources.files, cache)
@@ -243,7 +251,6 @@ def prepare(options: RunOptions, progress: Progress) -> Prepared:
     build = toolchain.cached_build_info([*generated, rt / "pcert.c", rt / "pcert_agent.c"], [rt],
                                         cache / "build", optional=generated)
     binary = build.path
-    kernel = kernel.result() if kernel is not None else None
     # One directory per binary: concurrent runs never swap images.
     image = build_image(target, binary, cache / "images" / binary.parent.name)
     presence = None
