@@ -1,12 +1,13 @@
 """Figures for robust execution: whole-run wall time with -j 1 and -j 2 for the same plan
-(measured in one run, as a ratio; each the best of three runs, alternated, because this
-machine is noisy; the median ratio too), with boots from the cached snapshot (the default) and
-cold; the CPU each run used (its own and its children's core-seconds), which load from
+(measured in one run, as a ratio; each the best of three runs, or --pairs N, alternated,
+because this machine is noisy; the median ratio of the pairs too), with boots from the cached
+snapshot (the default) and cold; the CPU each run used (its own and its children's core-seconds), which load from
 elsewhere does not inflate the way it inflates wall time; and the time one crash costs (a
 kernel panic provoked by the fault-injection suite, against the same plan without it).
 Prints; asserts nothing.
 
     .venv/bin/python bench/bench_robust.py [--target linux-x86_64] [--profile face-safety-base]
+                                           [--pairs 3]
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--target", default="linux-x86_64")
     parser.add_argument("--profile", default="face-safety-base")
+    parser.add_argument("--pairs", type=int, default=3,
+                        help="alternated -j 1/-j 2 pairs with snapshot boots (default 3)")
     args = parser.parse_args()
     target = load_target(args.target)
     plan = make_plan(Catalog.load(), load_profile(args.profile), multi_process=target.multi_process)
@@ -71,7 +74,7 @@ def main() -> None:
         print(f"{args.target}, {args.profile}: {len(ids)} test cases")
         for boot in ("snapshot", "cold"):
             tries = {1: [], 2: []}
-            for attempt in range(3 if boot == "snapshot" else 1):
+            for attempt in range(args.pairs if boot == "snapshot" else 1):
                 for jobs in (1, 2):
                     out = tmp / f"{boot}-j{jobs}-{attempt}"
                     tries[jobs].append(timed_run(out, **common, only=ids, jobs=jobs, boot=boot))
