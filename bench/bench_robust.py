@@ -1,9 +1,10 @@
 """Figures for robust execution: whole-run wall time with -j 1 and -j 2 for the same plan
 (measured in one run, as a ratio; each the best of three runs, or --pairs N, alternated,
 because this machine is noisy; the median ratio of the pairs too), with boots from the cached
-snapshot (the default) and cold; the CPU each run used (its own and its children's core-seconds), which load from
-elsewhere does not inflate the way it inflates wall time; and the time one crash costs (a
-kernel panic provoked by the fault-injection suite, against the same plan without it).
+snapshot (the default) and cold; the CPU each run used (its own and its children's
+core-seconds), which load from elsewhere does not inflate the way it inflates wall time; and
+the time one crash costs (a kernel panic provoked by the fault-injection suite, against the
+same plan without it).
 Prints; asserts nothing.
 
     .venv/bin/python bench/bench_robust.py [--target linux-x86_64] [--profile face-safety-base]

@@ -21,7 +21,6 @@ import shutil
 import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -703,10 +702,9 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
     writer.finalize(manifest, status="complete")
     progress.phase("report", str(out / "reports"))
     # Indexed while the reports render: this process mostly waits for the PDF's child then.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        indexed = pool.submit(_index, out)
-        reports = render_reports(out)
-        indexed.result()
+    indexed = Background(_index, out)
+    reports = render_reports(out)
+    indexed.result()
     return RunResult(bundle=out, summary=manifest["summary"], reports=reports)
 
 

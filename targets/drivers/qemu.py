@@ -1,4 +1,4 @@
-"""Boot a kernel and image in QEMU and stream its serial console (one pipe, targets/drivers/pipe.py).
+"""Boot a kernel and image in QEMU and stream its serial console (a pipe: drivers/pipe.py).
 
 >>> from targets.definition import load_target
 >>> m = QemuMachine(load_target("linux-x86_64"), Path("vmlinuz"), Path("initramfs.cpio"),
