@@ -672,8 +672,12 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
         # The tools' versions and hashes (subprocesses, hashing) while the static files go.
         base = Background(_manifest_base, p, run_id, started, nonce)
         writer = BundleWriter(out)
-        _write_static(writer, p)
-        manifest_base = base.result()
+        try:
+            _write_static(writer, p)
+            manifest_base = base.result()
+        except BaseException:
+            _empty(out)  # it was empty before the writer: nothing is left written half-way
+            raise
         manifest_base["environment_sha256"] = environment_sha256(manifest_base)
         jobs = options.jobs or os.cpu_count() or 1
 
@@ -762,6 +766,15 @@ def _presence_only(options: RunOptions, out: Path, progress: Progress) -> RunRes
     reports = write_presence_bundle(presence, out, target, profile)
     _index(out)
     return RunResult(bundle=out, summary=presence.summary, reports=reports)
+
+
+def _empty(directory: Path) -> None:
+    """Remove everything in `directory`."""
+    for child in directory.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 def _index(bundle: Path) -> None:

@@ -4,7 +4,6 @@ and resumed, Ctrl-C, and parallel workers giving the same verdicts as one."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 
 from conformance.cli import main
 from targets.definition import load_target
+from targets.errors import TargetError
 from targets.readiness import check_ready
 
 FAULTS = Path(__file__).parent / "faults"
@@ -190,3 +190,21 @@ def test_user_specs_may_not_reuse_builtin_ids(tmp_path, capsys):
     assert main(["run", "--target", "host", "--specs", str(specs), "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert "REQ-open-001" in err and "mine.yaml" in err
+
+
+def test_a_tool_failing_before_the_first_boot_leaves_no_bundle_half_written(tmp_path, monkeypatch,
+                                                                             capsys):
+    """The tools' versions and hashes are learnt while the static files are written; when
+    that fails, the files already written go again."""
+    import conformance.run
+
+    def broken(*args):
+        raise TargetError("qemu-system-x86_64 --version failed: no such machine")
+
+    monkeypatch.setattr(conformance.run, "_manifest_base", broken)
+    out = tmp_path / "b"
+    out.mkdir()
+    assert main(["run", "--target", "host", "--checks", "behaviour", "--only", "TC-open-001",
+                 "--out", str(out)]) == 2
+    assert "--version failed" in capsys.readouterr().err
+    assert list(out.iterdir()) == []
