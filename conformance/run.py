@@ -671,12 +671,13 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
         nonce = secrets.token_hex(8)
         # The tools' versions and hashes (subprocesses, hashing) while the static files go.
         base = Background(_manifest_base, p, run_id, started, nonce)
+        existed = out.exists()
         writer = BundleWriter(out)
         try:
             _write_static(writer, p)
             manifest_base = base.result()
         except BaseException:
-            _empty(out)  # it was empty before the writer: nothing is left written half-way
+            _undo_start(out, existed)
             raise
         manifest_base["environment_sha256"] = environment_sha256(manifest_base)
         jobs = options.jobs or os.cpu_count() or 1
@@ -768,9 +769,13 @@ def _presence_only(options: RunOptions, out: Path, progress: Progress) -> RunRes
     return RunResult(bundle=out, summary=presence.summary, reports=reports)
 
 
-def _empty(directory: Path) -> None:
-    """Remove everything in `directory`."""
-    for child in directory.iterdir():
+def _undo_start(out: Path, existed: bool) -> None:
+    """Nothing written half-way: the bundle directory goes again, or is emptied again when it
+    was there (empty) before the run."""
+    if not existed:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for child in out.iterdir():
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
         else:

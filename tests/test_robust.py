@@ -202,9 +202,10 @@ def test_a_tool_failing_before_the_first_boot_leaves_no_bundle_half_written(tmp_
         raise TargetError("qemu-system-x86_64 --version failed: no such machine")
 
     monkeypatch.setattr(conformance.run, "_manifest_base", broken)
-    out = tmp_path / "b"
-    out.mkdir()
-    assert main(["run", "--target", "host", "--checks", "behaviour", "--only", "TC-open-001",
-                 "--out", str(out)]) == 2
-    assert "--version failed" in capsys.readouterr().err
-    assert list(out.iterdir()) == []
+    given, made = tmp_path / "given", tmp_path / "made"
+    given.mkdir()
+    for out in (given, made):
+        assert main(["run", "--target", "host", "--checks", "behaviour", "--only",
+                     "TC-open-001", "--out", str(out)]) == 2
+        assert "--version failed" in capsys.readouterr().err
+    assert list(given.iterdir()) == [] and not made.exists()
