@@ -1,10 +1,10 @@
 """Figures for robust execution: whole-run wall time with -j 1 and -j 2 for the same plan
-(measured in one run, as a ratio; each the best of three runs, or --pairs N, alternated,
-because this machine is noisy; the median ratio of the pairs too), with boots from the cached
-snapshot (the default) and cold; the CPU each run used (its own and its children's
-core-seconds), which load from elsewhere does not inflate the way it inflates wall time; and
-the time one crash costs (a kernel panic provoked by the fault-injection suite, against the
-same plan without it).
+(measured in one run, as a ratio; each the best of three runs, or --pairs N, alternated
+1-2, 2-1, ... because this machine is noisy; the median ratio of the pairs too), with boots
+from the cached snapshot (the default) and cold; the CPU each run used (its own and its
+children's core-seconds), which load from elsewhere does not inflate the way it inflates wall
+time; and the time one crash costs (a kernel panic provoked by the fault-injection suite,
+against the same plan without it).
 Prints; asserts nothing.
 
     .venv/bin/python bench/bench_robust.py [--target linux-x86_64] [--profile face-safety-base]
@@ -76,7 +76,9 @@ def main() -> None:
         for boot in ("snapshot", "cold"):
             tries = {1: [], 2: []}
             for attempt in range(args.pairs if boot == "snapshot" else 1):
-                for jobs in (1, 2):
+                # 1-2, 2-1, 1-2, ...: a machine that speeds up or slows down during the bench
+                # then favours neither side of the ratio.
+                for jobs in ((1, 2) if attempt % 2 == 0 else (2, 1)):
                     out = tmp / f"{boot}-j{jobs}-{attempt}"
                     tries[jobs].append(timed_run(out, **common, only=ids, jobs=jobs, boot=boot))
             (serial, m1, _), (parallel, m2, _) = (min(tries[j], key=lambda t: t[0])
