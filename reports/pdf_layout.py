@@ -163,27 +163,33 @@ def _wrapped_remembered(text: str, font: str, size: float, width: float) -> tupl
 _LINE_BREAK = ") Tj\nT* ("
 
 
-def _shown(text: str, font: str, size: float, width: float) -> tuple[int, str]:
+def _show_lines(lines) -> str:
+    """The operators that show escaped ``lines`` one under the other."""
+    return "(" + _LINE_BREAK.join(lines) + ") Tj"
+
+
+def _show(text: str, font: str, size: float, width: float) -> tuple[int, str]:
     """(number of lines, operators) of ``text`` alone in a grid cell: its lines wrapped and
     escaped, each shown by ``Tj``, the next reached by ``T*``."""
-    if len(text) > REMEMBERED_CHARS:
-        lines = _wrapped(text, font, size, width)
-        return len(lines), "(" + _LINE_BREAK.join(lines) + ") Tj"
-    return _shown_remembered(text, font, size, width)
-
-
-@lru_cache(maxsize=1 << 14)
-def _shown_remembered(text: str, font: str, size: float, width: float) -> tuple[int, str]:
     lines = _escaped_lines(text, wrap_text(text, font, size, width))
-    return len(lines), "(" + _LINE_BREAK.join(lines) + ") Tj"
+    return len(lines), _show_lines(lines)
+
+
+_shown_remembered = lru_cache(maxsize=1 << 14)(_show)
+
+
+def _shown(text: str, font: str, size: float, width: float) -> tuple[int, str]:
+    """:func:`_show`, remembered for short texts (as :func:`_wrapped`)."""
+    if len(text) > REMEMBERED_CHARS:
+        return _show(text, font, size, width)
+    return _shown_remembered(text, font, size, width)
 
 
 def _runs(pairs: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     """A cell's (font, line) pairs as runs of lines in one font: (font, operators)."""
     runs = []
     for font, run in groupby(pairs, key=itemgetter(0)):
-        runs.append((font, ("T* (" if runs else "(")
-                     + _LINE_BREAK.join([line for _, line in run]) + ") Tj"))
+        runs.append((font, ("T* " if runs else "") + _show_lines([line for _, line in run])))
     return tuple(runs)
 
 
@@ -455,7 +461,7 @@ class _GridOps:
                     self.fills.append(f"{background} rg {xs[column]:.2f} {y} "
                                       f"{widths[column]:.2f} {row.height:.2f} re f")
         self.rules.append(f"0 {y} m {self.right} {y} l")
-        text, text_x, fonts = self.text, self.text_x, self.fonts
+        text, text_x = self.text, self.text_x
         text_y = f"{top - PAD - self.grid.size:.2f} Tm"
         rgb_now, font_now = self.current_rgb, self.current_font
         for column, (runs, rgb) in enumerate(zip(row.cells, row.colours)):
@@ -468,7 +474,7 @@ class _GridOps:
             text.append(text_x[column] + text_y)
             for font, shown in runs:
                 if font != font_now:            # the size follows from the font in a grid
-                    text.append(fonts[font] if font in fonts else self._select(font))
+                    text.append(self._select(font))
                     font_now = font
                 text.append(shown)
         self.current_rgb, self.current_font = rgb_now, font_now
