@@ -62,6 +62,7 @@ class Collector:
         self.boot_start: Record | None = None  # the current boot's start record
         self.end: Record | None = None         # the current boot's end record
         self.first_result_time: float | None = None
+        self.first_begin_time: float | None = None  # when the first test case began
         self.anomalies: list[dict] = []
         self.on_progress = None  # callable(done, total, current_id) or None
         self.not_run: dict[int, str] = {}  # test cases the session gave up on, with the reason
@@ -70,6 +71,8 @@ class Collector:
         self._boundaries: list[int] = []  # offsets of accepted start, begin and end records
         self._last_boundary = -1
         self.current: int | None = None
+        self.limit: int | None = None  # the current boot's confirmed lower end (limit record)
+        self.on_limit = None  # callable(end) when a limit record is accepted, or None
 
     # -- boots -------------------------------------------------------------------------------
 
@@ -79,6 +82,7 @@ class Collector:
             self._parser.new_boot()
         self.boot, self.boot_start, self.end = boot, None, None
         self.current = None  # index of the test case running now, if any
+        self.limit = None
         self._progress_in_boot = 0
 
     @property
@@ -158,6 +162,11 @@ class Collector:
             self._anomaly(record, f"test case {tc_id!r} at index {idx} does not match the plan "
                                   f"({self.planned_ids[int(idx)]!r})")
             return None
+        if self.limit is not None and int(idx) >= self.limit:
+            # Handed over to another worker: its result there is the one that counts.
+            self._anomaly(record, f"test case index {idx} after the guest agreed to stop "
+                                  f"before {self.limit}")
+            return None
         return self._cases[int(idx)]
 
     def _progress(self, record: Record) -> None:
@@ -190,6 +199,8 @@ class Collector:
                 self._anomaly(record, "test case begun twice")
                 return
             case.begin, case.begin_time, case.begin_boot = record, now, self.boot
+            if self.first_begin_time is None:
+                self.first_begin_time = now
             self.current = int(record.fields["idx"])
             self._progress(record)
         elif kind == "out":
@@ -198,6 +209,8 @@ class Collector:
                 case.output += record.raw_fields.get("data", b"")
         elif kind == "result":
             self._accept_result(record, now)
+        elif kind == "limit":
+            self._accept_limit(record)
         else:
             self._anomaly(record, f"unknown record kind {kind!r}")
 
@@ -222,6 +235,18 @@ class Collector:
             if self.first_result_time is None:
                 self.first_result_time = now
             self._progress(record)
+
+    def _accept_limit(self, record: Record) -> None:
+        """The guest stops before `end` in this boot; only ever lower."""
+        end = record.fields.get("end", "")
+        if not end.isdigit() or int(end) > len(self.planned_ids):
+            self._anomaly(record, f"limit end {end!r} is not a plan index")
+        elif self.limit is not None and int(end) > self.limit:
+            self._anomaly(record, f"limit end {end} above the earlier {self.limit}")
+        else:
+            self.limit = int(end)
+            if self.on_limit:
+                self.on_limit(self.limit)
 
     def finish(self) -> None:
         """The stream has ended: what the parser still holds is an anomaly."""

@@ -6,7 +6,8 @@
 Evidence is never lost: the bundle is sealed as `incomplete` (a checkpoint) before every boot,
 so a run killed at any moment leaves a bundle that `pcert verify` accepts as incomplete and
 `pcert run --resume` finishes. With `jobs` > 1 the plan is dealt out in interleaved shards, each
-booted by its own worker into its own console log, and merged into one bundle.
+booted by its own worker into its own console log, and merged into one bundle; a worker that
+has run its shard takes over the rest of a slower worker's (balance.py).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from . import version
 from .agent.bundle import PREFIX as DIFFERENTIAL_PREFIX, Differential, plan_differential
 from .agent.transport import CALL_TIMEOUT_S
 from .background import Background
+from .balance import Balancer
 from .catalog import Catalog
 from .collect import TET_CODES, Collector
 from .errors import RunError, RunInterrupted
@@ -305,6 +307,7 @@ class _Run:
                               append_max=p.target.machine.append_max)
             session.on_boot = self._on_boot
             self.sessions.append(session)
+        self.balancer = Balancer(self.sessions, self.lock, nonce) if len(self.sessions) > 1 else None
         if resumed_boots:
             self._replay(resumed_boots)
 
@@ -343,7 +346,13 @@ class _Run:
                 interval = max(CHECKPOINT_EVERY_S, 10 * (time.monotonic() - t0))
 
     def _replay(self, boots: list[dict]) -> None:
-        """Rebuild every collector from the console logs of the interrupted run."""
+        """Rebuild ownership and every collector from the interrupted run's boots and logs."""
+        if self.balancer is not None:
+            try:
+                self.balancer.replay(boots)
+            except (KeyError, TypeError, IndexError, ValueError) as exc:
+                raise RunError(f"{self.writer.path / BOOTS}: a boot's 'took' is malformed "
+                               f"({exc!r}); the bundle cannot be resumed") from None
         for session in self.sessions:
             data = (self.writer.path / session.console_name).read_bytes()
             session.replay([b for b in boots if b["worker"] == session.worker], data)
@@ -365,12 +374,12 @@ class _Run:
         """Every result row, in plan order, computed afresh."""
         rows: list[dict] = []
         for session in self.sessions:
-            rows += self._worker_rows(session, stop_reason, session.shard)
+            rows += self._worker_rows(session, stop_reason, sorted(session.owned))
         rows.sort(key=lambda row: row["index"])  # workers' shards interleave
         return rows + self._other_rows()
 
     def _worker_rows(self, session: Session, stop_reason: str, indexes) -> list[dict]:
-        """The result rows of `indexes` (plan indexes of this worker's shard), linked."""
+        """The result rows of `indexes` (plan indexes this worker owns), linked."""
         rows = session.collector.results(stop_reason=session.last_stop or stop_reason,
                                          console_size=session.sink.size, indexes=indexes)
         procedures = self.p.sources.procedures
@@ -411,7 +420,7 @@ class _Run:
         for session in self.sessions:
             c = session.collector
             fresh = []
-            for index in session.shard:
+            for index in sorted(session.owned):
                 known = self._final_lines.get(index)
                 if known is None and not c.has_started(index):
                     known = self._pending_lines.get(index)

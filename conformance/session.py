@@ -6,6 +6,10 @@ as a lost attempt, and the next boot starts at the next test case without a resu
 that lost an attempt are tried once more at the end, each in a boot of its own batch; one that
 takes the OS down twice is not tried a third time.
 
+A session owns the test cases of its shard at first. With a `take_over` hook (balance.py) a
+session that has nothing left takes over the rest of a slower one's; which session owns a test
+case changes only at the guest's `limit` record, so no test case ever has two owners.
+
 States of one boot, explicitly:
 
     boot ──▶ running ──▶ ended (end record)          → next fresh test case, or done
@@ -49,6 +53,7 @@ class BootRecord:
     wall_s: float
     in_flight: str | None  # the test case that lost an attempt in this boot
     method: str = "cold"   # cold | snapshot | cold (snapshot restore failed: why)
+    took: dict | None = None  # test cases taken over from another worker (balance.py)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -75,7 +80,13 @@ class Session:
         self.machine_for = machine_for
         self.collector = collector
         self.sink = sink
-        self.shard = shard  # the plan indexes of this worker: every step-th from its start
+        self.shard = shard  # the plan indexes dealt to this worker: every step-th from its start
+        self.owned = set(shard)  # the plan indexes this worker gives a verdict (balance.py)
+        self.step = shard.step
+        self.take_over = None  # callable(session, stop) -> bool: took test cases to run
+        self.took: dict | None = None  # what the next boot runs of another worker's (balance.py)
+        self.machine: Machine | None = None  # the machine of the boot running now
+        self.env: dict[str, str] = {}        # and its run parameters
         self.timeouts = timeouts
         self.worker = worker
         self.console_name = console_name
@@ -90,7 +101,12 @@ class Session:
         self.max_only_chars = max(64, append_max - ONLY_MARGIN)
 
     def _mine(self, indexes: list[int]) -> list[int]:
-        return [i for i in indexes if i in self.shard]
+        return [i for i in indexes if i in self.owned]
+
+    def fresh(self) -> list[int]:
+        """Owned test cases no boot has begun yet, in plan order."""
+        c = self.collector
+        return sorted(i for i in self.owned if not c.has_started(i) and not c.is_settled(i))
 
     def _next_env(self) -> dict[str, str] | None:
         todo = self._mine(self.collector.unsettled())
@@ -98,7 +114,8 @@ class Session:
             return None
         fresh = [i for i in todo if self.collector.attempts(i) == 0]
         if fresh:
-            return {"PCERT_FIRST": str(fresh[0]), "PCERT_END": str(self.shard.stop),
+            run = progression(fresh, self.step)
+            return {"PCERT_FIRST": str(run.start), "PCERT_END": str(run.stop),
                     **self._step_env()}
         ids, length = [], 0
         for i in todo:  # retries: a batch that fits on the command line
@@ -107,15 +124,17 @@ class Session:
                 break
             ids.append(tc)
             length += len(tc) + 1
-        return {"PCERT_FIRST": str(todo[0]), "PCERT_END": str(self.shard.stop),
+        return {"PCERT_FIRST": str(todo[0]), "PCERT_END": str(todo[-1] + 1),
                 "PCERT_ONLY": ",".join(ids)}
 
     def _step_env(self) -> dict[str, str]:
-        return {"PCERT_STEP": str(self.shard.step)} if self.shard.step > 1 else {}
+        return {"PCERT_STEP": str(self.step)} if self.step > 1 else {}
 
     def _asked(self, env: dict[str, str]) -> list[int]:
-        """The test cases a boot with `env` was asked to run."""
+        """The test cases a boot with `env` was asked to run (and did not hand over)."""
         first, end = int(env["PCERT_FIRST"]), int(env["PCERT_END"])
+        if self.collector.limit is not None:
+            end = min(end, self.collector.limit)
         asked = range(first, end, int(env.get("PCERT_STEP", "1")))
         if "PCERT_ONLY" in env:
             only = set(env["PCERT_ONLY"].split(","))
@@ -125,7 +144,12 @@ class Session:
     def run(self, stop: threading.Event | None = None) -> list[BootRecord]:
         """Boot until every test case of the shard is settled (or `stop` is set)."""
         stop = stop or threading.Event()
-        while not stop.is_set() and (env := self._next_env()) is not None:
+        while not stop.is_set():
+            env = self._next_env()
+            if env is None:
+                if self.take_over is not None and self.take_over(self, stop):
+                    continue
+                break
             record = self._boot(env, stop)
             if record.stop == HOST_STOP:
                 # The boot proves nothing about the guest; keep its record, and stop.
@@ -183,12 +207,16 @@ class Session:
         collector.start_boot(boot)
         start = sink.size
         self._boot_bytes.clear()
+        took, self.took = self.took, None
         if self.on_boot:  # a checkpoint naming this boot, so a killed run can be resumed
             self.on_boot(BootRecord(worker=self.worker, boot=boot, env=dict(env), reason="running",
                                     stop="", exit_status=None,
                                     console={"file": self.console_name, "start": start, "end": start},
-                                    first_output_s=None, wall_s=0.0, in_flight=None), True)
+                                    first_output_s=None, wall_s=0.0, in_flight=None,
+                                    took=took), True)
         machine = self.machine_for(env)
+        with self.lock:
+            self.machine, self.env = machine, dict(env)
 
         def on_output(data: bytes) -> None:
             with self.lock:
@@ -203,8 +231,11 @@ class Session:
                               run_timeout_s=self.timeouts.run_s,
                               until=lambda: collector.ended or stop.is_set())
         with self.lock:
-            return self._stopped(env, boot, start, outcome, stop,
-                                 method=getattr(machine, "boot_method", "cold"))
+            self.machine = None
+            record = self._stopped(env, boot, start, outcome, stop,
+                                   method=getattr(machine, "boot_method", "cold"))
+            record.took = took
+            return record
 
     def _stopped(self, env, boot, start, outcome, stop, method: str) -> BootRecord:
         collector, sink = self.collector, self.sink
@@ -224,3 +255,16 @@ class Session:
                           console={"file": self.console_name, "start": start, "end": sink.size},
                           first_output_s=outcome.first_output_s, wall_s=round(outcome.wall_s, 3),
                           in_flight=in_flight, method=method)
+
+
+def progression(indexes: list[int], step: int) -> range:
+    """The longest run at the start of `indexes` (ascending) that is every step-th index: what
+    one boot with PCERT_FIRST, PCERT_END and PCERT_STEP runs.
+
+    >>> progression([3, 5, 7, 10], 2)
+    range(3, 8, 2)
+    """
+    end = 1
+    while end < len(indexes) and indexes[end] == indexes[0] + end * step:
+        end += 1
+    return range(indexes[0], indexes[end - 1] + 1, step)

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 MAGIC = b"PCERT1 "
 KINDS = frozenset({"start", "begin", "out", "result", "end",
                    "reply",   # docs/agent.md
-                   "ready"})  # waiting for PCERT_PARAMS (docs/protocol.md)
+                   "ready",   # waiting for PCERT_PARAMS (docs/protocol.md)
+                   "limit"})  # stops before a lower PCERT_END the host sent (docs/protocol.md)
 MAX_LINE = 64 * 1024  # a record is never longer; anything longer is cut off and reported
 EXCERPT_MAX = 1024  # bytes of a rejected record kept as evidence
 

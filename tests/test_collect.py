@@ -158,3 +158,41 @@ def test_results_of_some_indexes_are_those_rows_of_all():
     g.emit("result", idx=1, id="TC-a-002", verdict="PASS", code=0)  # forged, after a FAIL
     every, collector = collect(bytes(g.stream))
     assert collector.results("powered off", len(g.stream), indexes=[2, 0]) == [every[2], every[0]]
+
+
+def test_a_limit_record_hands_the_rest_over_and_nothing_after_it_counts():
+    """After `limit end=N` (a hand-over, conformance/balance.py) a record for N or later is
+    an anomaly: that test case belongs to another worker now."""
+    heard = []
+    g = Guest()
+    g.emit("start", ntests=3, limits=1)
+    g.case(0, "TC-a-001")
+    g.emit("limit", end=1, clock=3)
+    g.case(1, "TC-a-002")                 # a guest that ignores its own limit
+    g.emit("limit", end=2, clock=4)       # only ever lower
+    g.emit("end", ran=2)
+    collector = Collector(PLAN, NONCE)
+    collector.on_limit = heard.append
+    collector.start_boot(0)
+    collector.feed(bytes(g.stream), now=1.0)
+    collector.finish()
+    rows = collector.results(stop_reason="powered off", console_size=len(g.stream))
+    assert [r["verdict"] for r in rows] == ["PASS", "UNINITIATED", "UNINITIATED"]
+    assert heard == [1] and collector.limit == 1
+    assert [a["reason"] for a in collector.anomalies] == [
+        "test case index 1 after the guest agreed to stop before 1",
+        "test case index 1 after the guest agreed to stop before 1",
+        "limit end 2 above the earlier 1"]
+    collector.start_boot(1)               # a new boot listens afresh
+    assert collector.limit is None
+
+
+def test_a_limit_outside_the_plan_is_an_anomaly():
+    g = Guest()
+    g.emit("start", ntests=3)
+    g.emit("limit", end=4, clock=1)
+    g.emit("limit", end="x", clock=1)
+    _, collector = collect(bytes(g.stream))
+    assert collector.limit is None
+    assert [a["reason"] for a in collector.anomalies] == [
+        "limit end '4' is not a plan index", "limit end 'x' is not a plan index"]

@@ -40,6 +40,7 @@ from targets.protocol import RecordParser, encode_params
 
 RESTORE_TIMEOUT_S = 30.0   # load the state, resume, hand over the parameters
 SAVE_TIMEOUT_S = 120.0     # write the device state (under 1 MB: the RAM is in its file)
+SEND_TIMEOUT_S = 5.0       # one more PCERTP line to a running guest
 STATE_FD_NAME = "pcert-state"
 RAM_ID = "pcert-ram"
 COLD = "cold"
@@ -223,7 +224,16 @@ class RestoringQemuMachine(_MonitoredQemuMachine):
         channel = super().agent_connect(_left(deadline))
         channel.settimeout(_left(deadline))
         channel.sendall(encode_params(self.run_env))
+        channel.settimeout(SEND_TIMEOUT_S)  # for send_params, later
         self._channel = channel
+
+    def send_params(self, env: Mapping[str, str]) -> None:
+        """One more PCERTP line to the running guest, on the channel its run parameters came
+        through: a lower PCERT_END, while the runtime listens (docs/protocol.md)."""
+        channel = self._channel
+        if self._cold is not None or channel is None or self.wants_agent:
+            raise TargetError(f"{self.target.name}: no parameter channel to a restored guest")
+        channel.sendall(encode_params(dict(env)))
 
     def _cold_start(self, why: str) -> Process:
         """The same run parameters on a cold boot's command line, in a directory of its own."""

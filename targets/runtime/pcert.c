@@ -311,6 +311,9 @@ static void print_start(unsigned first)
     rec_num("ncpu", -1);
 #endif
     rec_num("ntests", pcert_ncases), rec_num("first", first), rec_num("fork", FORKS);
+#ifndef PCERT_NO_FORK
+    if (params_fd >= 0) rec_num("limits", 1);   /* it listens for a lower PCERT_END */
+#endif
     rec_num("clock", now_ns());
     for (i = 0; i < COUNT(options); i++) {
         snprintf(key, sizeof key, "opt.%s", options[i].name);
@@ -722,6 +725,33 @@ static void wait_for_params(int argc, char **argv, const char *channel)
     finish(2);
 }
 
+/* Between test cases (docs/protocol.md, "Handing over the rest of a shard"): the host may send
+ * one more PCERTP line on the PCERT_PARAMS channel with a lower PCERT_END, so that an idle
+ * worker can run the rest. The runtime stops before the new end, or before `next` if it is
+ * already past it, and confirms the end it keeps in a `limit` record. Anything else on the
+ * channel ends the listening, not the run. */
+#ifndef PCERT_NO_FORK   /* poll() is there */
+static void take_new_end(unsigned next, unsigned *end)
+{
+    struct pollfd channel;
+    char why[200];
+    const char *s;
+    unsigned asked;
+    channel.fd = params_fd, channel.events = POLLIN, channel.revents = 0;
+    if (params_fd < 0 || poll(&channel, 1, 0) != 1) return;
+    if (pcert_params_read(params_fd, why, sizeof why) != 0 ||
+        (s = getenv("PCERT_NONCE")) == NULL || strcmp(s, nonce) != 0) {
+        if (getenv("PCERT_NONCE") != NULL) snprintf(why, sizeof why, "%s", "not this run's nonce");
+        fprintf(stderr, "pcert: PCERT_PARAMS: %s; no longer listening\n", why);
+        close(params_fd), params_fd = -1;
+    } else if ((asked = number_param(1, NULL, "PCERT_END", *end, 0)) < *end) {
+        *end = asked > next ? asked : next;
+        rec_begin("limit"), rec_num("end", *end), rec_num("clock", now_ns()), rec_send();
+    }
+    unsetenv("PCERT_NONCE"), unsetenv("PCERT_END");
+}
+#endif
+
 int main(int argc, char **argv)
 {
     const char *s, *only;
@@ -760,8 +790,13 @@ int main(int argc, char **argv)
 #endif
     print_start(first);
     if (run_mode != NULL) ran = (unsigned)pcert_agent_serve();   /* requests answered */
-    else for (idx = first; idx < end && idx < pcert_ncases; idx += step)
+    else for (idx = first; idx < end && idx < pcert_ncases; idx += step) {
+#ifndef PCERT_NO_FORK
+        take_new_end(idx, &end);
+        if (idx >= end) break;
+#endif
         if (selected(only, pcert_cases[idx].id)) run_one(idx, timeout), ran++;
+    }
     rec_begin("end"), rec_num("ran", ran), rec_num("clock", now_ns()), rec_send();
     finish(0);
 }

@@ -1,0 +1,169 @@
+"""Hand-over: a worker that has run all it owns takes over the rest of a slower worker's.
+
+Shards are dealt out before the run (every N-th test case), so a run lasts as long as its
+slowest worker, and on a shared machine one worker's core is often slowed for a while. A
+worker with nothing left asks the worker with the most left to stop early: a lower PCERT_END
+on that guest's parameter channel (docs/protocol.md). The guest confirms the end it keeps in a
+`limit` record, and the test cases from there on change owner when that record is read, in
+the reader's thread and under the run's lock: no test case ever has two owners, and the slower
+worker's next boot no longer counts them as its own. The idle worker then boots on them; its
+boot record says what it took (`took`), which is how a resumed run knows who owns what.
+
+Only a guest that listens can be asked: one restored from a snapshot (the channel is there)
+whose start record says `limits=1`. Cold and bare-metal boots keep their static shards.
+
+    balancer = Balancer(sessions, lock, nonce)   # sets each session's take_over
+    balancer.replay(boots)                       # a resumed run: ownership as it was left
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from targets.errors import TargetError
+
+from .session import Session, progression
+
+# What a restored boot costs before its first test case: QEMU's start, the restore, the
+# runtime's start (0.2-0.4 s measured on the 2-core machines). Handing over less work than
+# about two of these would only make the run longer.
+BOOT_COST_S = 0.4
+MIN_CASES = 4          # never hand over fewer test cases than this
+WAIT_POLL_S = 0.05     # how often an idle worker looks whether its request was answered
+ASKS = 3               # requests an idle worker makes before it gives up
+LATER = object()       # _ask: no pace known yet
+
+
+@dataclass
+class _Request:
+    """An idle worker's request to `victim`'s boot `boot` to stop before `end`."""
+
+    thief: Session
+    victim: Session
+    machine: object  # the victim's, for this boot
+    boot: int
+    end: int
+    answered: threading.Event = field(default_factory=threading.Event)
+    given: range | None = None
+
+
+class Balancer:
+    def __init__(self, sessions: list[Session], lock: threading.RLock, nonce: str):
+        self.sessions = sessions
+        self.lock = lock  # the run's: collectors, ownership, pending requests
+        self.nonce = nonce
+        self.handovers = 0  # numbers the hand-overs, so a resumed run replays them in order
+        self._pending: dict[int, _Request] = {}  # by victim worker
+        for session in sessions:
+            session.take_over = self.take_over
+            session.collector.on_limit = lambda end, s=session: self._limited(s, end)
+
+    def take_over(self, thief: Session, stop: threading.Event) -> bool:
+        """Called by an idle session: True once it owns test cases to boot on."""
+        asks = 0
+        while asks < ASKS and not stop.is_set():
+            with self.lock:
+                request = self._ask(thief)
+            if request is None:
+                return False
+            if request is LATER:  # no pace known yet: look again soon
+                stop.wait(WAIT_POLL_S)
+                continue
+            asks += 1
+            try:
+                request.machine.send_params({"PCERT_NONCE": self.nonce,
+                                             "PCERT_END": str(request.end)})
+            except (OSError, TargetError):
+                pass  # the boot is ending: nothing will answer, and the wait ends with it
+            self._wait(request, stop)
+            with self.lock:
+                if self._pending.get(request.victim.worker) is request:
+                    del self._pending[request.victim.worker]
+                if request.given is not None:
+                    return True
+        return False
+
+    def _ask(self, thief: Session):
+        """A request to the worker with the most left, splitting so both end together;
+        LATER when its pace is not known yet, None when there is nothing worth taking."""
+        best = None
+        for victim in self.sessions:
+            if victim is thief or not self._listening(victim):
+                continue
+            left = victim.fresh()
+            if best is None or len(left) > len(best[1]):
+                best = victim, left
+        if best is None:
+            return None
+        victim, left = best
+        rate_v, rate_t = _seconds_per_case(victim), _seconds_per_case(thief)
+        if rate_v is None or rate_t is None:
+            return LATER
+        if len(left) * rate_v < 2 * BOOT_COST_S:
+            return None
+        # Both should end together: the victim's part at its pace, the idle worker's at its
+        # own after a boot.
+        give = int((len(left) * rate_v - BOOT_COST_S) / (rate_v + rate_t))
+        if give < MIN_CASES:
+            return None
+        request = _Request(thief, victim, victim.machine, victim.collector.boot,
+                           end=left[len(left) - give])
+        self._pending[victim.worker] = request
+        return request
+
+    def _listening(self, session: Session) -> bool:
+        """Its boot runs fresh test cases and its guest listens for a lower end."""
+        start = session.collector.boot_start
+        return (hasattr(session.machine, "send_params") and start is not None
+                and start.fields.get("limits") == "1" and "PCERT_ONLY" not in session.env
+                and session.worker not in self._pending and not session.collector.ended)
+
+    def _wait(self, request: _Request, stop: threading.Event) -> None:
+        """Until the guest answers, its boot ends, or its test case's time is up."""
+        victim = request.victim
+        deadline = time.monotonic() + victim.timeouts.idle_for(victim.collector.current)
+        while not request.answered.wait(WAIT_POLL_S):
+            if (stop.is_set() or time.monotonic() > deadline or victim.machine is None
+                    or victim.collector.boot != request.boot):
+                return
+
+    def _limited(self, victim: Session, end: int) -> None:
+        """A `limit` record in `victim`'s console (reader thread, run lock held): hand over
+        what it will not run. A limit nobody asked for only ends that boot early."""
+        request = self._pending.pop(victim.worker, None)
+        if request is None or request.boot != victim.collector.boot:
+            return
+        left = [i for i in victim.fresh() if i >= end]
+        if left:
+            given = progression(left, victim.step)
+            moved = set(given)
+            victim.owned -= moved
+            request.thief.owned |= moved
+            request.thief.took = {"worker": victim.worker, "first": given.start,
+                                  "end": given.stop, "step": given.step,
+                                  "handover": self.handovers}
+            self.handovers += 1
+            request.given = given
+        request.answered.set()
+
+    def replay(self, boots: list[dict]) -> None:
+        """Ownership as an interrupted run left it: its hand-overs, in the order they
+        happened (a test case handed over twice belongs to the last taker)."""
+        took = sorted((b for b in boots if b.get("took")), key=lambda b: b["took"]["handover"])
+        for row in took:
+            t = row["took"]
+            moved = set(range(t["first"], t["end"], t["step"]))
+            for session in self.sessions:
+                session.owned -= moved
+            self.sessions[row["worker"]].owned |= moved
+            self.handovers = t["handover"] + 1
+
+
+def _seconds_per_case(session: Session) -> float | None:
+    """The session's pace: seconds per settled test case since its first one began."""
+    c = session.collector
+    if c.first_begin_time is None or c.done_count() == 0:
+        return None
+    return max(1e-3, (time.monotonic() - session.clock0 - c.first_begin_time) / c.done_count())

@@ -1,0 +1,106 @@
+"""Hand-over between workers (conformance/balance.py), end to end in QEMU: the plan of
+tests/balance deals every slow test case to worker 0 of two, so worker 1 runs out first and
+takes over the rest of worker 0's shard. The verdicts are those of one worker, each result's
+console slice lies in the log of the worker that ran it, and a run killed after a hand-over
+resumes with ownership as it was left."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+from conformance.balance import Balancer
+from conformance.cli import main
+from conformance.collect import Collector
+from conformance.session import Session, Timeouts
+from test_robust import _wait_for, jsonl, pcert, ready, run_ok, verdicts
+
+SPECS = Path(__file__).parent / "balance"
+PLAN = [f"TC-nanosleep-{n}" for n in range(950, 974)]   # even: 0.3 s; odd: 1 us
+COMMON = ["--target", "linux-x86_64", "--checks", "behaviour", "--specs", str(SPECS),
+          "--only", ",".join(PLAN)]
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory) -> Path:
+    ready("linux-x86_64")
+    out = tmp_path_factory.mktemp("serial") / "b"
+    run_ok("run", *COMMON, "-j", "1", "--out", str(out))
+    return out
+
+
+def handovers(bundle: Path) -> list[dict]:
+    return [b for b in jsonl(bundle / "boots.jsonl") if b.get("took")]
+
+
+def begins(bundle: Path) -> dict[str, int]:
+    """How often each test case began, over every worker's console."""
+    count: dict[str, int] = {}
+    for log in bundle.glob("console*.log"):
+        for line in log.read_bytes().splitlines():
+            if b" begin " in line and b"id=" in line:
+                tc = line.split(b"id=")[1].split(b" ")[0].decode()
+                count[tc] = count.get(tc, 0) + 1
+    return count
+
+
+@pytest.mark.qemu
+def test_a_worker_that_runs_out_takes_over_the_rest_of_a_slower_one(serial, tmp_path):
+    out = tmp_path / "b"
+    run_ok("run", *COMMON, "-j", "2", "--out", str(out))
+    assert {k: v[0] for k, v in verdicts(out).items()} == {k: v[0] for k, v in verdicts(serial).items()}
+    assert set(v for v, _ in verdicts(out).values()) == {"PASS"}
+    took = handovers(out)
+    assert took and took[0]["worker"] == 1 and took[0]["took"]["worker"] == 0
+    assert b" limit end=" in (out / "console.log").read_bytes()   # worker 0 agreed to stop
+    assert (out / "anomalies.jsonl").read_text() == ""
+    assert all(n == 1 for n in begins(out).values()) and len(begins(out)) == len(PLAN)
+    for row in jsonl(out / "results.jsonl"):   # each slice is the test case in its own log
+        span = row["console"]
+        data = (out / span.get("file", "console.log")).read_bytes()[span["start"]:span["end"]]
+        assert f"id={row['id']} ".encode() in data
+    assert main(["verify", str(out)]) == 0
+
+
+@pytest.mark.qemu
+def test_a_run_killed_after_a_hand_over_resumes_to_the_same_verdicts(serial, tmp_path):
+    cut = tmp_path / "cut"
+    proc = pcert("run", *COMMON, "-j", "2", "--out", str(cut))
+    _wait_for(cut / "boots.jsonl", b'"took"')           # sealed before the taker boots
+    _wait_for(cut / "console.w1.log", b" begin idx=20 ")  # the taker inside a slow test case
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert json.loads((cut / "manifest.json").read_text())["status"] == "incomplete"
+    assert main(["verify", str(cut)]) == 0
+
+    run_ok("run", "--resume", str(cut))
+    assert json.loads((cut / "manifest.json").read_text())["status"] == "complete"
+    assert {k: v[0] for k, v in verdicts(cut).items()} == {k: v[0] for k, v in verdicts(serial).items()}
+    # Nothing ran twice but the test case the kill cut short, and the resumed run did not
+    # give the handed-over test cases back to the worker that gave them away.
+    again = {tc for tc, n in begins(cut).items() if n > 1}
+    assert len(again) <= 1 and len(begins(cut)) == len(PLAN)
+    rows = {r["id"]: r for r in jsonl(cut / "results.jsonl")}
+    assert rows["TC-nanosleep-972"]["console"]["file"] == "console.w1.log"
+    assert main(["verify", str(cut)]) == 0
+
+
+def test_a_resumed_run_replays_the_hand_overs_in_their_order():
+    """Worker 1 took 5, 7, 9 from worker 0; then worker 0 took 9 back: 9 is worker 0's."""
+    sessions = [Session(lambda env: None, Collector([f"TC-{i}" for i in range(10)], "0" * 16),
+                        sink=None, shard=range(w, 10, 2), timeouts=Timeouts(1, 1), worker=w,
+                        lock=threading.RLock()) for w in (0, 1)]
+    balancer = Balancer(sessions, threading.RLock(), "0" * 16)
+    boots = [{"worker": 0, "boot": 1, "took": {"worker": 1, "first": 9, "end": 10, "step": 2,
+                                               "handover": 1}},
+             {"worker": 1, "boot": 1, "took": {"worker": 0, "first": 5, "end": 10, "step": 2,
+                                               "handover": 0}},
+             {"worker": 0, "boot": 0, "took": None}]
+    balancer.replay(boots)
+    assert sorted(sessions[0].owned) == [0, 2, 4, 6, 8, 9]
+    assert sorted(sessions[1].owned) == [1, 3, 5, 7]
+    assert balancer.handovers == 2
