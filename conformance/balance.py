@@ -27,9 +27,10 @@ from targets.errors import TargetError
 from .session import Session, progression
 
 # What a restored boot costs before its first test case: QEMU's start, the restore, the
-# runtime's start (0.2-0.4 s measured on the 2-core machines). Handing over less work than
-# about two of these would only make the run longer.
-BOOT_COST_S = 0.4
+# runtime's start (0.3-0.35 s measured on the 2-core machines). The run gains half of what is
+# left beyond one such boot, so less than about one and a half is not worth a request.
+BOOT_COST_S = 0.35
+WORTH_BOOTS = 1.5
 MIN_CASES = 4          # never hand over fewer test cases than this
 WAIT_POLL_S = 0.05     # how often an idle worker looks whether its request was answered
 ASKS = 3               # requests an idle worker makes before it gives up
@@ -101,7 +102,7 @@ class Balancer:
         rate_v, rate_t = _seconds_per_case(victim), _seconds_per_case(thief)
         if rate_v is None or rate_t is None:
             return LATER
-        if len(left) * rate_v < 2 * BOOT_COST_S:
+        if len(left) * rate_v < WORTH_BOOTS * BOOT_COST_S:
             return None
         # Both should end together: the victim's part at its pace, the idle worker's at its
         # own after a boot.
