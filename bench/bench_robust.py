@@ -90,6 +90,9 @@ def main() -> None:
                   f"runs: {_runs(tries[1])})")
             print(f"    -j 2: {parallel:6.2f} s   ({m2['exit']['boots']} boots; "
                   f"runs: {_runs(tries[2])})")
+            # A run without crashes boots once per worker, plus once per hand-over (balance.py).
+            print("          hand-overs per run: "
+                  + ", ".join(str(m["exit"]["boots"] - m["exit"]["workers"]) for _, m, _ in tries[2]))
             print(f"    speed-up {serial / parallel:.2f}x best against best, "
                   f"{median:.2f}x the median of the alternated pairs (goal >= 1.7x); pairs: "
                   + ", ".join(f"{ratio:.2f}x" for ratio in pairs))
