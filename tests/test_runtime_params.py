@@ -366,6 +366,7 @@ def test_a_lower_end_it_is_past_stops_before_the_next_test_case(runtime, tmp_pat
 @pytest.mark.parametrize("line, why", [
     (pcertp("PCERT_NONCE=" + BOOT, "PCERT_END=1"), "not this run's nonce"),
     (pcertp("PCERT_NONCE=" + RUN, "PCERT_END=1", crc=0), "CRC mismatch"),
+    (pcertp("PCERT_NONCE=" + RUN, "PCERT_END=1x"), "PCERT_END must be a decimal number, got '1x'"),
 ])
 def test_a_bad_second_line_ends_the_listening_not_the_run(runtime, tmp_path, line, why):
     g = Guest(runtime, tmp_path)

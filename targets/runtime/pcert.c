@@ -640,19 +640,29 @@ static const char *param(int argc, char **argv, const char *name)
     return getenv(name);
 }
 
+/* The decimal number in s, below UINT_MAX, into *v: 0, or -1 when s is not one. */
+static int decimal(const char *s, unsigned *v)
+{
+    char *end;
+    unsigned long n;
+    if (s == NULL || *s < '0' || *s > '9') return -1;
+    errno = 0;
+    n = strtoul(s, &end, 10);
+    if (*end != '\0' || errno != 0 || n > UINT_MAX) return -1;
+    *v = (unsigned)n;
+    return 0;
+}
+
 static unsigned number_param(int argc, char **argv, const char *name, unsigned dflt, unsigned min)
 {
     const char *s = param(argc, argv, name);
-    char *end;
-    unsigned long v;
+    unsigned v;
     if (s == NULL || *s == '\0') return dflt;
-    errno = 0;
-    v = strtoul(s, &end, 10);
-    if (*s < '0' || *s > '9' || *end != '\0' || errno != 0 || v > UINT_MAX || v < min) {
+    if (decimal(s, &v) != 0 || v < min) {
         fprintf(stderr, "pcert: %s must be a decimal number >= %u, got '%s'\n", name, min, s);
         finish(2);
     }
-    return (unsigned)v;
+    return v;
 }
 
 static int selected(const char *only, const char *id)
@@ -734,21 +744,27 @@ static void wait_for_params(int argc, char **argv, const char *channel)
 static void take_new_end(unsigned next, unsigned *end)
 {
     struct pollfd channel;
-    char why[200];
+    char why[200] = "";
     const char *s;
-    unsigned asked;
+    unsigned asked = *end;
     channel.fd = params_fd, channel.events = POLLIN, channel.revents = 0;
     if (params_fd < 0 || poll(&channel, 1, 0) != 1) return;
-    if (pcert_params_read(params_fd, why, sizeof why) != 0 ||
-        (s = getenv("PCERT_NONCE")) == NULL || strcmp(s, nonce) != 0) {
-        if (getenv("PCERT_NONCE") != NULL) snprintf(why, sizeof why, "%s", "not this run's nonce");
+    unsetenv("PCERT_END");   /* the first line's: a line without one asks nothing */
+    if (pcert_params_read(params_fd, why, sizeof why) != 0) {
+        /* why says it */
+    } else if ((s = getenv("PCERT_NONCE")) == NULL || strcmp(s, nonce) != 0) {
+        snprintf(why, sizeof why, "%s", "not this run's nonce");
+    } else if ((s = getenv("PCERT_END")) != NULL && decimal(s, &asked) != 0) {
+        snprintf(why, sizeof why, "PCERT_END must be a decimal number, got '%.40s'", s);
+    }
+    unsetenv("PCERT_NONCE"), unsetenv("PCERT_END");
+    if (why[0] != '\0') {
         fprintf(stderr, "pcert: PCERT_PARAMS: %s; no longer listening\n", why);
         close(params_fd), params_fd = -1;
-    } else if ((asked = number_param(1, NULL, "PCERT_END", *end, 0)) < *end) {
+    } else if (asked < *end) {
         *end = asked > next ? asked : next;
         rec_begin("limit"), rec_num("end", *end), rec_num("clock", now_ns()), rec_send();
     }
-    unsetenv("PCERT_NONCE"), unsetenv("PCERT_END");
 }
 #endif
 
