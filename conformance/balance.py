@@ -51,6 +51,8 @@ class _Request:
 
 
 class Balancer:
+    """The strategy the sessions of one run share to hand test cases over."""
+
     def __init__(self, sessions: list[Session], lock: threading.RLock, nonce: str):
         self.sessions = sessions
         self.lock = lock  # the run's: collectors, ownership, pending requests
@@ -99,9 +101,10 @@ class Balancer:
         if best is None:
             return None
         victim, left = best
-        rate_v, rate_t = _seconds_per_case(victim), _seconds_per_case(thief)
-        if rate_v is None or rate_t is None:
+        rate_v = _seconds_per_case(victim)
+        if rate_v is None:
             return LATER
+        rate_t = _seconds_per_case(thief) or rate_v  # a worker dealt nothing: assume alike
         if len(left) * rate_v < WORTH_BOOTS * BOOT_COST_S:
             return None
         # Both should end together: the victim's part at its pace, the idle worker's at its
@@ -155,6 +158,10 @@ class Balancer:
         took = sorted((b for b in boots if b.get("took")), key=lambda b: b["took"]["handover"])
         for row in took:
             t = row["took"]
+            if (not all(type(t.get(k)) is int for k in ("first", "end", "step", "handover"))
+                    or t["step"] < 1 or not 0 <= row["worker"] < len(self.sessions)):
+                raise ValueError(f"boot {row.get('boot')} of worker {row.get('worker')}: "
+                                 f"took {t!r}")
             moved = set(range(t["first"], t["end"], t["step"]))
             for session in self.sessions:
                 session.owned -= moved

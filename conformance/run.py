@@ -352,7 +352,7 @@ class _Run:
                 self.balancer.replay(boots)
             except (KeyError, TypeError, IndexError, ValueError) as exc:
                 raise RunError(f"{self.writer.path / BOOTS}: a boot's 'took' is malformed "
-                               f"({exc!r}); the bundle cannot be resumed") from None
+                               f"({exc}); the bundle cannot be resumed") from None
         for session in self.sessions:
             data = (self.writer.path / session.console_name).read_bytes()
             session.replay([b for b in boots if b["worker"] == session.worker], data)

@@ -142,7 +142,8 @@ class Session:
         return [i for i in asked if self.collector.attempts(i) == 0]
 
     def run(self, stop: threading.Event | None = None) -> list[BootRecord]:
-        """Boot until every test case of the shard is settled (or `stop` is set)."""
+        """Boot until every test case the session owns is settled (or `stop` is set); then,
+        with a `take_over` hook, take over test cases of another session and go on."""
         stop = stop or threading.Event()
         while not stop.is_set():
             env = self._next_env()

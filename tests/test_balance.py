@@ -70,7 +70,7 @@ def test_a_worker_that_runs_out_takes_over_the_rest_of_a_slower_one(serial, tmp_
 def test_a_run_killed_after_a_hand_over_resumes_to_the_same_verdicts(serial, tmp_path):
     cut = tmp_path / "cut"
     proc = pcert("run", *COMMON, "-j", "2", "--out", str(cut))
-    _wait_for(cut / "boots.jsonl", b'"took"')           # sealed before the taker boots
+    _wait_for(cut / "boots.jsonl", b'"took":{')           # sealed before the taker boots
     _wait_for(cut / "console.w1.log", b" begin idx=20 ")  # the taker inside a slow test case
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
@@ -104,3 +104,23 @@ def test_a_resumed_run_replays_the_hand_overs_in_their_order():
     assert sorted(sessions[0].owned) == [0, 2, 4, 6, 8, 9]
     assert sorted(sessions[1].owned) == [1, 3, 5, 7]
     assert balancer.handovers == 2
+
+
+def test_a_malformed_took_stops_the_resume_with_a_clear_message(serial, tmp_path, capsys):
+    """A corrupt boots.jsonl names the file and the boot; nothing is run or written."""
+    cut = tmp_path / "cut"
+    proc = pcert("run", *COMMON, "-j", "2", "--out", str(cut))
+    _wait_for(cut / "boots.jsonl", b'"took":{')
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    boots = jsonl(cut / "boots.jsonl")
+    for row in boots:
+        if row.get("took"):
+            row["took"]["worker"] = 0
+            row["worker"] = 7                    # no such worker in a run of two
+    (cut / "boots.jsonl").write_text("".join(json.dumps(b) + "\n" for b in boots))
+    before = {p.name: p.read_bytes() for p in cut.iterdir() if p.is_file()}
+    assert main(["run", "--resume", str(cut)]) == 2
+    err = capsys.readouterr().err
+    assert "boots.jsonl" in err and "worker 7" in err and "cannot be resumed" in err
+    assert {p.name: p.read_bytes() for p in cut.iterdir() if p.is_file()} == before
