@@ -1,8 +1,8 @@
-"""Hand-over between workers (conformance/balance.py), end to end in QEMU: the plan of
-tests/balance deals every slow test case to worker 0 of two, so worker 1 runs out first and
-takes over the rest of worker 0's shard. The verdicts are those of one worker, each result's
-console slice lies in the log of the worker that ran it, and a run killed after a hand-over
-resumes with ownership as it was left."""
+"""Hand-over between workers (conformance/balance.py), end to end in QEMU: a spec whose plan
+order deals every slow test case to worker 0 of two, so worker 1 runs out first and takes over
+the rest of worker 0's shard. The verdicts are those of one worker, each result's console slice
+lies in the log of the worker that ran it, and a run killed after a hand-over resumes with
+ownership as it was left."""
 
 from __future__ import annotations
 
@@ -19,17 +19,49 @@ from conformance.collect import Collector
 from conformance.session import Session, Timeouts
 from test_robust import _wait_for, jsonl, pcert, ready, run_ok, verdicts
 
-SPECS = Path(__file__).parent / "balance"
-PLAN = [f"TC-nanosleep-{n}" for n in range(950, 974)]   # even: 0.3 s; odd: 1 us
-COMMON = ["--target", "linux-x86_64", "--checks", "behaviour", "--specs", str(SPECS),
-          "--only", ",".join(PLAN)]
+# Plan order is id order: even numbers (worker 0) sleep 0.3 s, odd ones (worker 1) 1 us.
+PLAN = [f"TC-nanosleep-{n}" for n in range(950, 974)]
+SPEC_HEAD = """\
+unit: pcert-balance
+title: pcert self-test of the hand-over between workers (tests/test_balance.py)
+includes: [time.h]
+requirements:
+  - id: REQ-nanosleep-950
+    interface: nanosleep
+    source: {standard: pcert self-test, section: "docs/robust.md: Parallel workers"}
+    text: >
+      The verdicts of a run whose workers hand test cases over to one another are those of a
+      run with one worker.
+    method: test
+test_cases:
+"""
+SPEC_CASE = """\
+  - id: {id}
+    title: sleeps {ns} ns
+    verifies: [REQ-nanosleep-950]
+    kind: normal
+    call: "nanosleep(&(struct timespec){{0, {ns}L}}, 0)"
+    ret_type: int
+    expect:
+      return: "0"
+"""
 
 
 @pytest.fixture(scope="module")
-def serial(tmp_path_factory) -> Path:
+def common(tmp_path_factory) -> list[str]:
+    specs = tmp_path_factory.mktemp("balance")
+    (specs / "balance.yaml").write_text(SPEC_HEAD + "".join(
+        SPEC_CASE.format(id=tc, ns=300_000_000 if i % 2 == 0 else 1000)
+        for i, tc in enumerate(PLAN)))
+    return ["--target", "linux-x86_64", "--checks", "behaviour", "--specs", str(specs),
+            "--only", ",".join(PLAN)]
+
+
+@pytest.fixture(scope="module")
+def serial(common, tmp_path_factory) -> Path:
     ready("linux-x86_64")
     out = tmp_path_factory.mktemp("serial") / "b"
-    run_ok("run", *COMMON, "-j", "1", "--out", str(out))
+    run_ok("run", *common, "-j", "1", "--out", str(out))
     return out
 
 
@@ -49,9 +81,9 @@ def begins(bundle: Path) -> dict[str, int]:
 
 
 @pytest.mark.qemu
-def test_a_worker_that_runs_out_takes_over_the_rest_of_a_slower_one(serial, tmp_path):
+def test_a_worker_that_runs_out_takes_over_the_rest_of_a_slower_one(common, serial, tmp_path):
     out = tmp_path / "b"
-    run_ok("run", *COMMON, "-j", "2", "--out", str(out))
+    run_ok("run", *common, "-j", "2", "--out", str(out))
     assert {k: v[0] for k, v in verdicts(out).items()} == {k: v[0] for k, v in verdicts(serial).items()}
     assert set(v for v, _ in verdicts(out).values()) == {"PASS"}
     took = handovers(out)
@@ -67,9 +99,9 @@ def test_a_worker_that_runs_out_takes_over_the_rest_of_a_slower_one(serial, tmp_
 
 
 @pytest.mark.qemu
-def test_a_run_killed_after_a_hand_over_resumes_to_the_same_verdicts(serial, tmp_path):
+def test_a_run_killed_after_a_hand_over_resumes_to_the_same_verdicts(common, serial, tmp_path):
     cut = tmp_path / "cut"
-    proc = pcert("run", *COMMON, "-j", "2", "--out", str(cut))
+    proc = pcert("run", *common, "-j", "2", "--out", str(cut))
     _wait_for(cut / "boots.jsonl", b'"took":{')           # sealed before the taker boots
     _wait_for(cut / "console.w1.log", b" begin idx=20 ")  # the taker inside a slow test case
     proc.send_signal(signal.SIGKILL)
@@ -106,10 +138,11 @@ def test_a_resumed_run_replays_the_hand_overs_in_their_order():
     assert balancer.handovers == 2
 
 
-def test_a_malformed_took_stops_the_resume_with_a_clear_message(serial, tmp_path, capsys):
+def test_a_malformed_took_stops_the_resume_with_a_clear_message(common, serial, tmp_path,
+                                                                   capsys):
     """A corrupt boots.jsonl names the file and the boot; nothing is run or written."""
     cut = tmp_path / "cut"
-    proc = pcert("run", *COMMON, "-j", "2", "--out", str(cut))
+    proc = pcert("run", *common, "-j", "2", "--out", str(cut))
     _wait_for(cut / "boots.jsonl", b'"took":{')
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
