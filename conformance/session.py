@@ -112,7 +112,7 @@ class Session:
         todo = self._mine(self.collector.unsettled())
         if not todo:
             return None
-        fresh = [i for i in todo if self.collector.attempts(i) == 0]
+        fresh = self.fresh()
         if fresh:
             run = progression(fresh, self.step)
             return {"PCERT_FIRST": str(run.start), "PCERT_END": str(run.stop),
@@ -233,12 +233,11 @@ class Session:
                               until=lambda: collector.ended or stop.is_set())
         with self.lock:
             self.machine = None
-            record = self._stopped(env, boot, start, outcome, stop,
-                                   method=getattr(machine, "boot_method", "cold"))
-            record.took = took
-            return record
+            return self._stopped(env, boot, start, outcome, stop,
+                                 method=getattr(machine, "boot_method", "cold"), took=took)
 
-    def _stopped(self, env, boot, start, outcome, stop, method: str) -> BootRecord:
+    def _stopped(self, env, boot, start, outcome, stop, method: str,
+                 took: dict | None) -> BootRecord:
         collector, sink = self.collector, self.sink
         why, in_flight = "", None
         if stop.is_set() and not collector.ended:
@@ -255,7 +254,7 @@ class Session:
                           reason=outcome.reason, stop=why, exit_status=outcome.exit_status,
                           console={"file": self.console_name, "start": start, "end": sink.size},
                           first_output_s=outcome.first_output_s, wall_s=round(outcome.wall_s, 3),
-                          in_flight=in_flight, method=method)
+                          in_flight=in_flight, method=method, took=took)
 
 
 def progression(indexes: list[int], step: int) -> range:

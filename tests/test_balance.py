@@ -65,6 +65,16 @@ def serial(common, tmp_path_factory) -> Path:
     return out
 
 
+def killed_after_a_hand_over(common: list[str], out: Path, taker_printed: bytes = b"") -> None:
+    """A -j 2 run into `out`, SIGKILLed once a hand-over is sealed (before the taker boots) and
+    the taker's log holds `taker_printed`."""
+    proc = pcert("run", *common, "-j", "2", "--out", str(out))
+    _wait_for(out / "boots.jsonl", b'"took":{')
+    _wait_for(out / "console.w1.log", taker_printed)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+
+
 def handovers(bundle: Path) -> list[dict]:
     return [b for b in jsonl(bundle / "boots.jsonl") if b.get("took")]
 
@@ -101,11 +111,7 @@ def test_a_worker_that_runs_out_takes_over_the_rest_of_a_slower_one(common, seri
 @pytest.mark.qemu
 def test_a_run_killed_after_a_hand_over_resumes_to_the_same_verdicts(common, serial, tmp_path):
     cut = tmp_path / "cut"
-    proc = pcert("run", *common, "-j", "2", "--out", str(cut))
-    _wait_for(cut / "boots.jsonl", b'"took":{')           # sealed before the taker boots
-    _wait_for(cut / "console.w1.log", b" begin idx=20 ")  # the taker inside a slow test case
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
+    killed_after_a_hand_over(common, cut, b" begin idx=20 ")  # inside a slow test case
     assert json.loads((cut / "manifest.json").read_text())["status"] == "incomplete"
     assert main(["verify", str(cut)]) == 0
 
@@ -142,10 +148,7 @@ def test_a_malformed_took_stops_the_resume_with_a_clear_message(common, serial, 
                                                                    capsys):
     """A corrupt boots.jsonl names the file and the boot; nothing is run or written."""
     cut = tmp_path / "cut"
-    proc = pcert("run", *common, "-j", "2", "--out", str(cut))
-    _wait_for(cut / "boots.jsonl", b'"took":{')
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
+    killed_after_a_hand_over(common, cut)
     boots = jsonl(cut / "boots.jsonl")
     for row in boots:
         if row.get("took"):

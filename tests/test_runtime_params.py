@@ -333,16 +333,21 @@ def test_compiles_without_warnings(tmp_path, compiler, variant):
                         "-o", str(tmp_path / (src + ".o"))], check=True, capture_output=True, text=True)
 
 
+def with_second_line(runtime, tmp_path, first: list[str], second: bytes):
+    """(status, stdout, stderr) of a run given the parameters `first`, then the line `second`.
+    Both are sent at once: the first is read up to its \n only, the second waits for the poll
+    before the first test case."""
+    g = Guest(runtime, tmp_path)
+    g.wait_ready()
+    g.host.sendall(pcertp(f"PCERT_NONCE={RUN}", *first) + second)
+    return g.finish()
+
+
 def test_a_lower_end_on_the_channel_stops_the_run_early(runtime, tmp_path):
     """Hand-over (conformance/balance.py): between test cases the runtime takes a second line
     with a lower PCERT_END, confirms the end it keeps in a `limit` record, and stops there."""
-    g = Guest(runtime, tmp_path)
-    g.wait_ready()
-    # Both lines at once: the first is read up to its \n only, the second waits for the poll
-    # before the first test case.
-    g.host.sendall(pcertp(f"PCERT_NONCE={RUN}", "PCERT_FIRST=0", "PCERT_END=4")
-                   + pcertp(f"PCERT_NONCE={RUN}", "PCERT_END=2"))
-    status, out, err = g.finish()
+    status, out, err = with_second_line(runtime, tmp_path, ["PCERT_FIRST=0", "PCERT_END=4"],
+                                        pcertp(f"PCERT_NONCE={RUN}", "PCERT_END=2"))
     assert (status, err) == (0, "")
     _, records = split(out)
     assert records[0].fields["limits"] == "1"
@@ -352,11 +357,8 @@ def test_a_lower_end_on_the_channel_stops_the_run_early(runtime, tmp_path):
 
 
 def test_a_lower_end_it_is_past_stops_before_the_next_test_case(runtime, tmp_path):
-    g = Guest(runtime, tmp_path)
-    g.wait_ready()
-    g.host.sendall(pcertp(f"PCERT_NONCE={RUN}", "PCERT_FIRST=1", "PCERT_END=4")
-                   + pcertp(f"PCERT_NONCE={RUN}", "PCERT_END=0"))
-    status, out, err = g.finish()
+    status, out, err = with_second_line(runtime, tmp_path, ["PCERT_FIRST=1", "PCERT_END=4"],
+                                        pcertp(f"PCERT_NONCE={RUN}", "PCERT_END=0"))
     assert (status, err) == (0, "")
     _, records = split(out)
     assert [(r.kind, r.fields.get("end"), r.fields.get("ran")) for r in records] == \
@@ -369,10 +371,8 @@ def test_a_lower_end_it_is_past_stops_before_the_next_test_case(runtime, tmp_pat
     (pcertp("PCERT_NONCE=" + RUN, "PCERT_END=1x"), "PCERT_END must be a decimal number, got '1x'"),
 ])
 def test_a_bad_second_line_ends_the_listening_not_the_run(runtime, tmp_path, line, why):
-    g = Guest(runtime, tmp_path)
-    g.wait_ready()
-    g.host.sendall(pcertp(f"PCERT_NONCE={RUN}", "PCERT_FIRST=0", "PCERT_ONLY=TC-a,TC-d") + line)
-    status, out, err = g.finish()
+    status, out, err = with_second_line(runtime, tmp_path, ["PCERT_FIRST=0", "PCERT_ONLY=TC-a,TC-d"],
+                                        line)
     assert status == 0 and why in err and "no longer listening" in err
     _, records = split(out)
     assert "limit" not in [r.kind for r in records]
