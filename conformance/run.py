@@ -46,7 +46,7 @@ from . import version
 from .agent.bundle import PREFIX as DIFFERENTIAL_PREFIX, Differential, plan_differential
 from .agent.transport import CALL_TIMEOUT_S
 from .background import Background
-from .balance import Balancer
+from .balance import Balancer, check_handovers
 from .catalog import Catalog
 from .collect import TET_CODES, Collector
 from .errors import RunError, RunInterrupted
@@ -348,11 +348,7 @@ class _Run:
     def _replay(self, boots: list[dict]) -> None:
         """Rebuild ownership and every collector from the interrupted run's boots and logs."""
         if self.balancer is not None:
-            try:
-                self.balancer.replay(boots)
-            except (KeyError, TypeError, IndexError, ValueError) as exc:
-                raise RunError(f"{self.writer.path / BOOTS}: a boot's 'took' is malformed "
-                               f"({exc}); the bundle cannot be resumed") from None
+            self.balancer.replay(boots)
         for session in self.sessions:
             data = (self.writer.path / session.console_name).read_bytes()
             session.replay([b for b in boots if b["worker"] == session.worker], data)
@@ -831,6 +827,11 @@ def _load_resume(bundle: Path) -> Resumed:
                                      "environment_sha256", "host", "presence") if k in manifest}
     base["pcert"] = {**manifest["pcert"], **version.identity()}
     workers = manifest.get("exit", {}).get("workers") or options.jobs or os.cpu_count() or 1
+    try:
+        check_handovers(boots, workers)
+    except ValueError as exc:
+        raise RunError(f"{boots_path}: a boot's 'took' is malformed ({exc}); the bundle "
+                       "cannot be resumed") from None
     return Resumed(options=options, manifest_base=base, boots=boots,
                    planned_ids=[t["id"] for t in testcases], workers=workers)
 

@@ -155,6 +155,8 @@ def test_a_malformed_took_stops_the_resume_with_a_clear_message(common, serial, 
             row["took"]["worker"] = 0
             row["worker"] = 7                    # no such worker in a run of two
     (cut / "boots.jsonl").write_text("".join(json.dumps(b) + "\n" for b in boots))
+    # What a kill during an atomic write leaves: the refusal comes before any clean-up.
+    (cut / ".manifest.json.cut0ff.tmp").write_bytes(b'{"run_id": ')
     before = {p.name: p.read_bytes() for p in cut.iterdir() if p.is_file()}
     assert main(["run", "--resume", str(cut)]) == 2
     err = capsys.readouterr().err
