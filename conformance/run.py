@@ -22,6 +22,7 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -30,6 +31,7 @@ from evidence.atomic import encode_json_line
 from evidence.errors import BundleError
 from evidence.fingerprints import environment_sha256
 from evidence.format import AGENT_LOG, make_run_id
+from evidence.gcpause import long_lived
 from evidence.index import RunIndex
 from evidence.schema import validate
 from evidence.writer import BundleWriter, resumable_manifest
@@ -646,7 +648,13 @@ def _write_static(writer: BundleWriter, p: Prepared) -> None:
 
 
 def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
-    progress = progress or Progress()
+    # What is prepared lives to the end of the run: collecting it again and again while the
+    # workers run is wasted (evidence/gcpause.py).
+    with long_lived() as keep:
+        return _execute(options, progress or Progress(), keep)
+
+
+def _execute(options: RunOptions, progress: Progress, prepared: Callable[[], None]) -> RunResult:
     resumed: Resumed | None = None
     if options.resume is not None:
         resumed = _load_resume(options.resume)
@@ -687,6 +695,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
         manifest_base["environment_sha256"] = environment_sha256(manifest_base)
         jobs = options.jobs or os.cpu_count() or 1
 
+    prepared()
     run = _Run(p, writer, manifest_base, nonce, jobs, progress,
                resumed.boots if resumed is not None else [])
     progress.phase("boot", f"{p.target.name}: {len(run.sessions)} worker(s)")
@@ -711,10 +720,9 @@ def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
     manifest = run.seal("complete", stop_reason=_stop_summary(run))
     writer.finalize(manifest, status="complete")
     progress.phase("report", str(out / "reports"))
-    # Indexed while the reports render: this process mostly waits for the PDF's child then.
-    indexed = Background(_index, out)
-    reports = render_reports(out)
-    indexed.result()
+    # Indexed while the PDF's child renders, when this process would only wait for it (in a
+    # thread beside the reports, the index held back the tables the child waits for).
+    reports = render_reports(out, meanwhile=lambda: _index(out))
     return RunResult(bundle=out, summary=manifest["summary"], reports=reports)
 
 

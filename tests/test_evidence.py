@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import gc
 import functools
 import json
 import os
@@ -27,6 +28,7 @@ from bundle_factory import ALL_VERDICTS, NONCE, make_bundle
 from evidence.atomic import copy_file_atomic, write_bytes_atomic, write_json_atomic
 from evidence.errors import BundleError
 from evidence.format import VERDICTS, make_run_id
+from evidence.gcpause import long_lived
 from evidence.reader import Bundle
 from evidence.schema import load_schema
 from evidence.verify import verify_bundle, write_report_sums
@@ -89,6 +91,21 @@ def write_minimal(writer: BundleWriter, rows: list[dict] = (), console: bool = T
                                     evidence.fastschema])
 def test_docstring_examples_hold(module):
     assert doctest.testmod(module).failed == 0
+
+
+def test_a_run_freezes_what_it_prepared_and_leaves_collection_as_it_found_it():
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    with long_lived() as keep:
+        assert not gc.isenabled()          # no collection while the plan is built
+        prepared = [{"row": i} for i in range(1000)]
+        keep()
+        assert gc.isenabled() and gc.get_freeze_count() >= len(prepared)
+        keep()                             # once is enough; twice changes nothing
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    with pytest.raises(ValueError):        # a failed run before keep(): collection back on
+        with long_lived():
+            raise ValueError("no such target")
+    assert gc.isenabled() and gc.get_freeze_count() == 0
 
 
 # -- run ids ---------------------------------------------------------------------------------
