@@ -1,7 +1,7 @@
 """Work started now, in a daemon thread, and collected later: the waits of a run's preparation
 (the compiler's probes, QEMU's version, hashing the kernel and the tools) overlap with the
-catalog, the plan and the generated sources instead of following them, and the run index is
-written while the reports render.
+catalog, the plan and the generated sources instead of following them, and the tools'
+versions and hashes while the bundle's static files are written.
 
 >>> ready = Background(sum, [1, 2, 3])
 >>> ready.result()

@@ -120,12 +120,13 @@ def _other_reports(bundle: Bundle, evidence: Evidence) -> dict[str, bytes]:
             CSV_NAME: render_csv(bundle, evidence), REQIF_NAME: render_reqif(bundle, evidence)}
 
 
-def _render_on_two_cores(bundle: Bundle, evidence: Evidence,
-                         spool: Spool) -> dict[str, bytes]:
+def _render_on_two_cores(bundle: Bundle, evidence: Evidence, spool: Spool,
+                         meanwhile: Callable[[], None]) -> dict[str, bytes]:
     """The PDF, the slowest, is laid out in a forked child. This process first wraps the text
     of the PDF's largest tables (handed over one by one through `spool`, while the child lays
-    out what comes before them), then renders the other reports. The child makes the first
-    of those tables itself: it would only wait for it, while this process makes the next."""
+    out what comes before them), then renders the other reports, then does `meanwhile`. The
+    child makes the first of those tables itself: it would only wait for it, while this
+    process makes the next."""
     pdf = _started(lambda: render_pdf(bundle, evidence, grids=itertools.chain(
                        [first_grid(evidence)], _pending_grids(spool))),
                    fallback=lambda: render_pdf(bundle, evidence), spool=spool)
@@ -136,12 +137,17 @@ def _render_on_two_cores(bundle: Bundle, evidence: Evidence,
     finally:
         spool.close()
     rendered = _other_reports(bundle, evidence)
-    rendered[PDF_NAME] = pdf()
+    try:
+        meanwhile()
+    finally:
+        rendered[PDF_NAME] = pdf()      # the child is waited for whatever happened
     return rendered
 
 
-def _render_all(bundle: Bundle, evidence: Evidence) -> dict[str, bytes]:
-    """Every report's bytes, by name, in the order they are written."""
+def _render_all(bundle: Bundle, evidence: Evidence,
+                meanwhile: Callable[[], None] = lambda: None) -> dict[str, bytes]:
+    """Every report's bytes, by name, in the order they are written; `meanwhile` is done
+    while the PDF's child renders (on one core: after everything)."""
     spool = None
     if _can_fork():
         try:
@@ -150,16 +156,20 @@ def _render_all(bundle: Bundle, evidence: Evidence) -> dict[str, bytes]:
             pass
     with collection_paused():
         if spool is not None:
-            rendered = _render_on_two_cores(bundle, evidence, spool)
+            rendered = _render_on_two_cores(bundle, evidence, spool, meanwhile)
         else:
             rendered = {PDF_NAME: render_pdf(bundle, evidence), **_other_reports(bundle, evidence)}
+            meanwhile()
     return {name: rendered[name] for name in REPORT_ORDER}
 
 
-def render_reports(bundle_path: Path | str, options: ReportOptions | None = None) -> list[Path]:
+def render_reports(bundle_path: Path | str, options: ReportOptions | None = None, *,
+                   meanwhile: Callable[[], None] = lambda: None) -> list[Path]:
     """Write the reports (JUnit, PDF, HTML, trace CSV and ReqIF), then reports/SHA256SUMS.
 
-    Returns the paths of the reports written (not SHA256SUMS).
+    Returns the paths of the reports written (not SHA256SUMS). ``meanwhile``: other work of
+    the caller's, done while this process would only wait for the PDF's child (a run indexes
+    itself then); an exception it raises is raised once the reports are written.
     """
     options = options or ReportOptions()
     bundle = Bundle.open(bundle_path)
@@ -176,7 +186,15 @@ def render_reports(bundle_path: Path | str, options: ReportOptions | None = None
         if snapshot else None)
     # Render everything before writing anything: a renderer that fails then leaves the old
     # reports and their SHA256SUMS together, and verification keeps passing.
-    rendered = _render_all(bundle, evidence)
+    failed: list[Exception] = []
+
+    def caller_work() -> None:
+        try:
+            meanwhile()
+        except Exception as exc:  # noqa: BLE001 - the caller's, raised after the reports
+            failed.append(exc)
+
+    rendered = _render_all(bundle, evidence, caller_work)
     inputs = {}
     if waivers is not None:
         inputs[WAIVERS_NAME] = encode_json({"as_of": options.as_of.isoformat(),
@@ -196,4 +214,6 @@ def render_reports(bundle_path: Path | str, options: ReportOptions | None = None
         elif (reports_dir / name).exists():
             (reports_dir / name).unlink()
     write_report_sums(reports_dir)
+    if failed:
+        raise failed[0]
     return written

@@ -258,6 +258,25 @@ def test_html_is_self_contained_and_escapes_guest_text(tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "\\x00" in page
 
 
+def test_the_callers_work_runs_once_while_the_pdf_renders_and_its_error_follows_the_reports(
+        tmp_path):
+    path = make_bundle(tmp_path)
+    calls = []
+    render_reports(path, meanwhile=lambda: calls.append("indexed"))
+    assert calls == ["indexed"]
+
+    shutil.rmtree(path / "reports")
+
+    def failing() -> None:
+        raise RuntimeError("the index is locked")
+
+    with pytest.raises(RuntimeError, match="the index is locked"):
+        render_reports(path, meanwhile=failing)
+    # The caller's failure costs no report: they are all written, SHA256SUMS last.
+    assert sorted(p.name for p in (path / "reports").iterdir()) == [
+        "SHA256SUMS", "junit.xml", "report.html", "report.pdf", "trace.csv", "trace.reqif"]
+
+
 def test_html_pdf_csv_reqif_are_byte_reproducible(tmp_path):
     first = make_bundle(tmp_path / "a")
     second = make_bundle(tmp_path / "b")
