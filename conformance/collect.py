@@ -225,8 +225,8 @@ class Collector:
             self._anomaly(record, f"verdict {verdict!r} with code {code!r} is not a guest verdict")
         elif verdict != "PASS" and not record.fields.get("reason"):
             self._anomaly(record, f"{verdict} without a reason")
-        elif case.begin is None and verdict != "UNSUPPORTED":
-            # Only an option check may decide before a test case begins.
+        elif case.begin is None:
+            # The runtime begins every test case, even one its option check decides.
             self._anomaly(record, f"{verdict} for a test case that has not begun")
         else:
             case.result, case.result_time = record, now

@@ -82,6 +82,23 @@ def test_misplaced_duplicate_and_invalid_results_are_anomalies_not_verdicts():
     assert len(collector.anomalies) == 6
 
 
+def test_a_result_for_a_test_case_that_never_began_is_an_anomaly_whatever_its_verdict():
+    # Forged or out of order: the runtime begins every test case, even one its option check
+    # decides, so no verdict (not even UNSUPPORTED) may skip the begin record.
+    for verdict, code in (("PASS", 0), ("UNSUPPORTED", 4), ("FAIL", 1)):
+        g = Guest()
+        g.emit("start", ntests=3)
+        g.case(0, "TC-a-001")
+        g.emit("result", idx=1, id="TC-a-002", verdict=verdict, code=code, reason="forged",
+               file="", line="", clock=2, dur_ns=1)
+        results, collector = collect(bytes(g.stream), stop="idle timeout")
+        # The forged record lies in the console slice of the test case before: that one can
+        # no longer pass either.
+        assert [r["verdict"] for r in results] == ["UNRESOLVED", "UNINITIATED", "UNINITIATED"]
+        assert [a["reason"] for a in collector.anomalies] == [
+            f"{verdict} for a test case that has not begun"]
+
+
 def test_records_with_another_nonce_are_ignored():
     forged = Guest(nonce="f" * 16)
     forged.emit("start", ntests=3)
