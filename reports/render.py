@@ -145,7 +145,7 @@ def _render_on_two_cores(bundle: Bundle, evidence: Evidence, spool: Spool,
 
 
 def _render_all(bundle: Bundle, evidence: Evidence,
-                meanwhile: Callable[[], None] = lambda: None) -> dict[str, bytes]:
+                meanwhile: Callable[[], None]) -> dict[str, bytes]:
     """Every report's bytes, by name, in the order they are written; `meanwhile` is done
     while the PDF's child renders (on one core: after everything)."""
     spool = None
