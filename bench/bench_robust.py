@@ -2,9 +2,10 @@
 (measured in one run, as a ratio; each the best of three runs, or --pairs N, alternated
 1-2, 2-1, ... because this machine is noisy; the median ratio of the pairs too), with boots
 from the cached snapshot (the default) and cold; the CPU each run used (its own and its
-children's core-seconds), which load from elsewhere does not inflate the way it inflates wall
-time; and the time one crash costs (a kernel panic provoked by the fault-injection suite,
-against the same plan without it).
+children's core-seconds), and how much more the same work cost with two guests side by side
+(what bounds the speed-up on a machine whose two cores slow each other down); and the time one
+crash costs (a kernel panic provoked by the fault-injection suite, against the same plan
+without it).
 Prints; asserts nothing.
 
     .venv/bin/python bench/bench_robust.py [--target linux-x86_64] [--profile face-safety-base]
@@ -102,6 +103,11 @@ def main() -> None:
             print(f"    machine part: {w1:6.2f} s -> {w2:6.2f} s   speed-up {w1 / w2:.2f}x; "
                   f"the rest: {serial - w1:.2f} s and {parallel - w2:.2f} s; first result "
                   f"{m1['exit']['first_result_s']:.2f} s and {m2['exit']['first_result_s']:.2f} s")
+            # The same work in both: core-seconds that grow with -j 2 are the two guests
+            # slowing each other down on this machine (caches, memory, its other tenants).
+            cpu1, cpu2 = (statistics.median(cpu for _, _, cpu in tries[j]) for j in (1, 2))
+            print(f"    core-seconds (median): {cpu1:.1f} with -j 1, {cpu2:.1f} with -j 2: "
+                  f"the same work cost {100 * (cpu2 / cpu1 - 1):+.0f}% CPU with two guests")
 
         if target.kind != "qemu-linux":
             return
