@@ -24,6 +24,7 @@ stays in the evidence.
 from __future__ import annotations
 
 import bisect
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ from evidence.format import VERDICTS
 from targets.protocol import Record, RecordParser
 
 TET_CODES = VERDICTS  # the bundle format's verdicts and their TET codes
+PACE_WINDOW = 32  # results kept for the pace (balance.py)
 GUEST_VERDICTS = ("PASS", "FAIL", "UNRESOLVED", "UNSUPPORTED", "UNTESTED")
 MAX_ATTEMPTS = 2  # a test case that takes the OS down twice is not tried a third time
 
@@ -63,6 +65,8 @@ class Collector:
         self.end: Record | None = None         # the current boot's end record
         self.first_result_time: float | None = None
         self.first_begin_time: float | None = None  # when the first test case began
+        # When the latest results came: the pace of the part of the plan the guest is in now.
+        self.recent_result_times: deque[float] = deque(maxlen=PACE_WINDOW)
         self.anomalies: list[dict] = []
         self.on_progress = None  # callable(done, total, current_id) or None
         self.not_run: dict[int, str] = {}  # test cases the session gave up on, with the reason
@@ -230,6 +234,7 @@ class Collector:
             self._anomaly(record, f"{verdict} for a test case that has not begun")
         else:
             case.result, case.result_time = record, now
+            self.recent_result_times.append(now)
             self._settled.add(int(record.fields["idx"]))
             self.current = None
             if self.first_result_time is None:

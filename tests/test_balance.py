@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from conformance.balance import Balancer
+from conformance import balance
+from conformance.balance import Balancer, _seconds_per_case
 from conformance.cli import main
 from conformance.collect import Collector
 from conformance.session import Session, Timeouts
+from test_collect import NONCE, Guest
 from test_robust import _wait_for, jsonl, pcert, ready, run_ok, verdicts
 
 # Plan order is id order: even numbers (worker 0) sleep 0.3 s, odd ones (worker 1) 1 us.
@@ -142,6 +144,25 @@ def test_a_resumed_run_replays_the_hand_overs_in_their_order():
     assert sorted(sessions[0].owned) == [0, 2, 4, 6, 8, 9]
     assert sorted(sessions[1].owned) == [1, 3, 5, 7]
     assert balancer.handovers == 2
+
+
+def test_the_pace_is_that_of_the_latest_results_not_the_runs_average(monkeypatch):
+    """A worker that slept through its first test cases and is now in quick ones: the split
+    must count on the quick pace, or the worker that takes over gets too much."""
+    ids = [f"TC-{i}" for i in range(100)]
+    guest = Guest()
+    collector = Collector(ids, NONCE)
+    session = Session(lambda env: None, collector, sink=None, shard=range(100),
+                      timeouts=Timeouts(1, 1), lock=threading.RLock(), clock0=0.0)
+    assert _seconds_per_case(session) is None   # nothing settled yet: ask again later
+    now = 0.0
+    for i in range(60):                          # 10 slow test cases, then 50 quick ones
+        collector.feed(guest.emit("begin", idx=i, id=ids[i], clock=1), now=now)
+        now += 1.0 if i < 10 else 0.01
+        collector.feed(guest.emit("result", idx=i, id=ids[i], verdict="PASS", code=0, reason="",
+                                  file="", line="", clock=2, dur_ns=1), now=now)
+    monkeypatch.setattr(balance.time, "monotonic", lambda: now + 0.005)
+    assert 0.009 < _seconds_per_case(session) < 0.011   # the run's average: 0.175 s
 
 
 def test_a_malformed_took_stops_the_resume_with_a_clear_message(common, serial, tmp_path,
