@@ -104,7 +104,7 @@ class Balancer:
         rate_v = _seconds_per_case(victim)
         if rate_v is None:
             return LATER
-        rate_t = _seconds_per_case(thief) or rate_v  # a worker dealt nothing: assume alike
+        rate_t = _seconds_per_case(thief, idle=True) or rate_v  # dealt nothing: assume alike
         if len(left) * rate_v < WORTH_BOOTS * BOOT_COST_S:
             return None
         # Both should end together: the victim's part at its pace, the idle worker's at its
@@ -179,16 +179,20 @@ def check_handovers(boots: list[dict], workers: int) -> None:
             raise ValueError(f"boot {row.get('boot')} of worker {row.get('worker')}: took {t!r}")
 
 
-def _seconds_per_case(session: Session) -> float | None:
+def _seconds_per_case(session: Session, *, idle: bool = False) -> float | None:
     """The session's pace: seconds per settled test case over its latest results, or since its
     first test case began while it has fewer. The run's average would count the few test
     cases that sleep for a second: it was twice the pace of the plan's end in one run, and the
-    worker that took over ended 0.3 s after the one it relieved."""
+    worker that took over ended 0.3 s after the one it relieved. An `idle` session's pace ends
+    at its last result: the time since (its power-off, a checkpoint) is not its pace."""
     c = session.collector
     if c.first_begin_time is None or c.done_count() == 0:
         return None
-    now = time.monotonic() - session.clock0
     times = c.recent_result_times
+    if idle and times:
+        end, in_progress = times[-1], 0
+    else:
+        end, in_progress = time.monotonic() - session.clock0, 1
     if len(times) == times.maxlen:
-        return max(1e-3, (now - times[0]) / len(times))
-    return max(1e-3, (now - c.first_begin_time) / c.done_count())
+        return max(1e-3, (end - times[0]) / (len(times) - 1 + in_progress))
+    return max(1e-3, (end - c.first_begin_time) / c.done_count())

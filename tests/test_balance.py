@@ -163,6 +163,10 @@ def test_the_pace_is_that_of_the_latest_results_not_the_runs_average(monkeypatch
                                   file="", line="", clock=2, dur_ns=1), now=now)
     monkeypatch.setattr(balance.time, "monotonic", lambda: now + 0.005)
     assert 0.009 < _seconds_per_case(session) < 0.011   # the run's average: 0.175 s
+    # Idle since its last result (it powered off, sealed a checkpoint): that is not its pace.
+    monkeypatch.setattr(balance.time, "monotonic", lambda: now + 0.3)
+    assert _seconds_per_case(session, idle=True) == pytest.approx(0.01)
+    assert _seconds_per_case(session) > 0.015           # a running one: the time it has taken
 
 
 def test_a_malformed_took_stops_the_resume_with_a_clear_message(common, serial, tmp_path,
