@@ -137,10 +137,8 @@ def _render_on_two_cores(bundle: Bundle, evidence: Evidence, spool: Spool,
     finally:
         spool.close()
     rendered = _other_reports(bundle, evidence)
-    try:
-        meanwhile()
-    finally:
-        rendered[PDF_NAME] = pdf()      # the child is waited for whatever happened
+    meanwhile()                         # raises nothing: render_reports keeps its error
+    rendered[PDF_NAME] = pdf()
     return rendered
 
 

@@ -77,6 +77,12 @@ def killed_after_a_hand_over(common: list[str], out: Path, taker_printed: bytes 
     proc.communicate(timeout=60)
 
 
+def offline_session(collector: Collector, shard: range, worker: int = 0) -> Session:
+    """A session that never boots: for what balance.py decides from its state alone."""
+    return Session(lambda env: None, collector, sink=None, shard=shard, timeouts=Timeouts(1, 1),
+                   worker=worker, lock=threading.RLock(), clock0=0.0)
+
+
 def handovers(bundle: Path) -> list[dict]:
     return [b for b in jsonl(bundle / "boots.jsonl") if b.get("took")]
 
@@ -131,9 +137,8 @@ def test_a_run_killed_after_a_hand_over_resumes_to_the_same_verdicts(common, ser
 
 def test_a_resumed_run_replays_the_hand_overs_in_their_order():
     """Worker 1 took 5, 7, 9 from worker 0; then worker 0 took 9 back: 9 is worker 0's."""
-    sessions = [Session(lambda env: None, Collector([f"TC-{i}" for i in range(10)], "0" * 16),
-                        sink=None, shard=range(w, 10, 2), timeouts=Timeouts(1, 1), worker=w,
-                        lock=threading.RLock()) for w in (0, 1)]
+    sessions = [offline_session(Collector([f"TC-{i}" for i in range(10)], "0" * 16),
+                                range(w, 10, 2), worker=w) for w in (0, 1)]
     balancer = Balancer(sessions, threading.RLock(), "0" * 16)
     boots = [{"worker": 0, "boot": 1, "took": {"worker": 1, "first": 9, "end": 10, "step": 2,
                                                "handover": 1}},
@@ -152,8 +157,7 @@ def test_the_pace_is_that_of_the_latest_results_not_the_runs_average(monkeypatch
     ids = [f"TC-{i}" for i in range(100)]
     guest = Guest()
     collector = Collector(ids, NONCE)
-    session = Session(lambda env: None, collector, sink=None, shard=range(100),
-                      timeouts=Timeouts(1, 1), lock=threading.RLock(), clock0=0.0)
+    session = offline_session(collector, range(100))
     assert _seconds_per_case(session) is None   # nothing settled yet: ask again later
     now = 0.0
     for i in range(60):                          # 10 slow test cases, then 50 quick ones
