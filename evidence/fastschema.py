@@ -58,6 +58,18 @@ def compile_schema(schema: dict, root: dict | None = None) -> Check:
         if make is None:
             return _unsure
         checks.append(make(argument, schema, root))
+    return _conjunction(checks)
+
+
+def _conjunction(checks: list[Check]) -> Check:
+    """All of `checks` at once: False at the first False, else None if any is unsure. A single
+    check is returned as it is (a record's schema nests a dozen levels: each wrapper level cost
+    a call per field)."""
+    if not checks:
+        return lambda value: True
+    if len(checks) == 1:
+        return checks[0]
+    checks = tuple(checks)
 
     def check(value) -> bool | None:
         verdict: bool | None = True
@@ -83,11 +95,14 @@ def _all(answers) -> bool | None:
 
 def _type(argument, schema, root) -> Check:
     names = [argument] if isinstance(argument, str) else list(argument)
-    tests = [_TYPES[name] for name in names]
+    tests = tuple(_TYPES[name] for name in names)
+    if len(tests) == 1 and names[0] != "integer":
+        return tests[0]  # True or False: never unsure
 
     def check(value):
-        if any(test(value) for test in tests):
-            return True
+        for test in tests:
+            if test(value):
+                return True
         # jsonschema counts 1.0 as an integer; leave that to it.
         if "integer" in names and isinstance(value, float) and value.is_integer():
             return None
@@ -100,8 +115,10 @@ def _required(argument, schema, root) -> Check:
 
 
 def _properties(argument, schema, root) -> Check:
-    checks = {name: compile_schema(sub, root) for name, sub in argument.items()}
-    return lambda value: _all(checks[name](value[name]) for name in checks if name in value) \
+    checks = tuple((name, compile_schema(sub, root)) for name, sub in argument.items())
+
+    # A list, not a generator: valid records, the usual case, have every answer looked at.
+    return lambda value: _all([sub(value[name]) for name, sub in checks if name in value]) \
         if isinstance(value, dict) else True
 
 
@@ -123,7 +140,7 @@ def _items(argument, schema, root) -> Check:
     if not isinstance(argument, dict):
         return _unsure
     sub = compile_schema(argument, root)
-    return lambda value: _all(sub(item) for item in value) if isinstance(value, list) else True
+    return lambda value: _all(map(sub, value)) if isinstance(value, list) else True
 
 
 def _pattern(argument, schema, root) -> Check:
@@ -148,7 +165,17 @@ def _same(a, b) -> bool:
 
 
 def _enum(argument, schema, root) -> Check:
-    return lambda value: any(_same(value, option) for option in argument)
+    try:  # by (type, value): the same JSON equality as _same, in one look-up
+        options = frozenset((type(option), option) for option in argument)
+    except TypeError:  # a list or object among them
+        return lambda value: any(_same(value, option) for option in argument)
+
+    def check(value):
+        try:
+            return (type(value), value) in options
+        except TypeError:  # a list or object: equal to none of them
+            return False
+    return check
 
 
 def _const(argument, schema, root) -> Check:
@@ -167,8 +194,7 @@ def _one_of(argument, schema, root) -> Check:
 
 
 def _all_of(argument, schema, root) -> Check:
-    subs = [compile_schema(sub, root) for sub in argument]
-    return lambda value: _all(sub(value) for sub in subs)
+    return _conjunction([compile_schema(sub, root) for sub in argument])
 
 
 def _if(argument, schema, root) -> Check:
