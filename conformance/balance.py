@@ -6,13 +6,15 @@ worker with nothing left asks the worker with the most left to stop early: a low
 on that guest's parameter channel (docs/protocol.md). The guest confirms the end it keeps in a
 `limit` record, and the test cases from there on change owner when that record is read, in
 the reader's thread and under the run's lock: no test case ever has two owners, and the slower
-worker's next boot no longer counts them as its own. The idle worker then boots on them; its
-boot record says what it took (`took`), which is how a resumed run knows who owns what.
+worker's next boot no longer counts them as its own. The idle worker's guest, waiting for more
+after its range (an `idle` record), then runs them without a boot (`take_live`; its running
+boot's record lists them in `took_live`); a worker whose guest has ended boots on them
+(`take_over`; that boot's `took`). Those records are how a resumed run knows who owns what.
 
 Only a guest that listens can be asked: one restored from a snapshot (the channel is there)
 whose start record says `limits=1`. Cold and bare-metal boots keep their static shards.
 
-    balancer = Balancer(sessions, lock, nonce)   # sets each session's take_over
+    balancer = Balancer(sessions, lock, nonce)   # sets each session's take_over, take_live
     balancer.replay(boots)                       # a resumed run: ownership as it was left
 """
 
@@ -31,6 +33,10 @@ from .session import Session, progression
 # left beyond one such boot, so less than about one and a half is not worth a request.
 BOOT_COST_S = 0.35
 WORTH_BOOTS = 1.5
+# What handing test cases to a guest that waits for more costs: no boot, a round trip on the
+# parameter channel and a checkpoint; its wait for the slower guest's answer is bounded.
+LIVE_COST_S = 0.02
+LIVE_WAIT_S = 2.0
 MIN_CASES = 4          # never hand over fewer test cases than this
 WAIT_POLL_S = 0.05     # how often an idle worker looks whether its request was answered
 ASKS = 3               # requests an idle worker makes before it gives up
@@ -48,6 +54,7 @@ class _Request:
     end: int
     answered: threading.Event = field(default_factory=threading.Event)
     given: range | None = None
+    took: dict | None = None  # what the idle worker took, as its boot records it
 
 
 class Balancer:
@@ -61,34 +68,57 @@ class Balancer:
         self._pending: dict[int, _Request] = {}  # by victim worker
         for session in sessions:
             session.take_over = self.take_over
+            session.take_live = self.take_live
             session.collector.on_limit = lambda end, s=session: self._limited(s, end)
 
     def take_over(self, thief: Session, stop: threading.Event) -> bool:
-        """Called by an idle session: True once it owns test cases to boot on."""
+        """Called by a session with nothing left: True once it owns test cases to boot on."""
         asks = 0
         while asks < ASKS and not stop.is_set():
             with self.lock:
-                request = self._ask(thief)
+                request = self._ask(thief, BOOT_COST_S)
             if request is None:
                 return False
             if request is LATER:  # no pace known yet: look again soon
                 stop.wait(WAIT_POLL_S)
                 continue
             asks += 1
-            try:
-                request.machine.send_params({"PCERT_NONCE": self.nonce,
-                                             "PCERT_END": str(request.end)})
-            except (OSError, TargetError):
-                pass  # the boot is ending: nothing will answer, and the wait ends with it
-            self._wait(request, stop)
-            with self.lock:
-                if self._pending.get(request.victim.worker) is request:
-                    del self._pending[request.victim.worker]
-                if request.given is not None:
-                    return True
+            if self._asked(request, stop, wait_s=None):
+                thief.took = request.took
+                return True
         return False
 
-    def _ask(self, thief: Session):
+    def take_live(self, thief: Session, stop: threading.Event) -> dict | None:
+        """Called by a session whose guest ran its range and waits for more: the `took` of
+        test cases it now owns and its guest runs next, or None."""
+        deadline = time.monotonic() + LIVE_WAIT_S
+        while True:
+            with self.lock:
+                request = self._ask(thief, LIVE_COST_S)
+            if request is not LATER:
+                break
+            if stop.wait(WAIT_POLL_S) or time.monotonic() > deadline:
+                return None  # no pace known in time: the guest ends, take_over may boot
+        if request is None:
+            return None
+        wait_s = max(0.0, deadline - time.monotonic())
+        return request.took if self._asked(request, stop, wait_s=wait_s) else None
+
+    def _asked(self, request: _Request, stop: threading.Event, wait_s: float | None) -> bool:
+        """Send the request to the slower guest and wait for its answer: True when test cases
+        changed hands."""
+        try:
+            request.machine.send_params({"PCERT_NONCE": self.nonce,
+                                         "PCERT_END": str(request.end)})
+        except (OSError, TargetError):
+            pass  # the boot is ending: nothing will answer, and the wait ends with it
+        self._wait(request, stop, wait_s)
+        with self.lock:
+            if self._pending.get(request.victim.worker) is request:
+                del self._pending[request.victim.worker]
+            return request.given is not None
+
+    def _ask(self, thief: Session, boot_cost_s: float):
         """A request to the worker with the most left, splitting so both end together;
         LATER when its pace is not known yet, None when there is nothing worth taking."""
         best = None
@@ -105,11 +135,11 @@ class Balancer:
         if rate_v is None:
             return LATER
         rate_t = _seconds_per_case(thief, idle=True) or rate_v  # dealt nothing: assume alike
-        if len(left) * rate_v < WORTH_BOOTS * BOOT_COST_S:
+        if len(left) * rate_v < WORTH_BOOTS * boot_cost_s:
             return None
         # Both should end together: the victim's part at its pace, the idle worker's at its
-        # own after a boot.
-        give = int((len(left) * rate_v - BOOT_COST_S) / (rate_v + rate_t))
+        # own after a boot (or after the round trip, for a guest that waits for more).
+        give = int((len(left) * rate_v - boot_cost_s) / (rate_v + rate_t))
         if give < MIN_CASES:
             return None
         request = _Request(thief, victim, victim.machine, victim.collector.boot,
@@ -120,14 +150,17 @@ class Balancer:
     def _listening(self, session: Session) -> bool:
         """Its boot runs fresh test cases and its guest listens for a lower end."""
         start = session.collector.boot_start
+        c = session.collector
         return (hasattr(session.machine, "send_params") and start is not None
                 and start.fields.get("limits") == "1" and "PCERT_ONLY" not in session.env
-                and session.worker not in self._pending and not session.collector.ended)
+                and session.worker not in self._pending and not c.ended
+                and c.idles <= len(c.more))  # not waiting for more itself
 
-    def _wait(self, request: _Request, stop: threading.Event) -> None:
-        """Until the guest answers, its boot ends, or its test case's time is up."""
+    def _wait(self, request: _Request, stop: threading.Event, wait_s: float | None) -> None:
+        """Until the guest answers, its boot ends, or its test case's time (or `wait_s`) is up."""
         victim = request.victim
-        deadline = time.monotonic() + victim.timeouts.idle_for(victim.collector.current)
+        deadline = time.monotonic() + (wait_s if wait_s is not None
+                                       else victim.timeouts.idle_for(victim.collector.current))
         while not request.answered.wait(WAIT_POLL_S):
             if (stop.is_set() or time.monotonic() > deadline or victim.machine is None
                     or victim.collector.boot != request.boot):
@@ -145,9 +178,8 @@ class Balancer:
             moved = set(given)
             victim.owned -= moved
             request.thief.owned |= moved
-            request.thief.took = {"worker": victim.worker, "first": given.start,
-                                  "end": given.stop, "step": given.step,
-                                  "handover": self.handovers}
+            request.took = {"worker": victim.worker, "first": given.start, "end": given.stop,
+                            "step": given.step, "handover": self.handovers}
             self.handovers += 1
             request.given = given
         request.answered.set()
@@ -155,28 +187,37 @@ class Balancer:
     def replay(self, boots: list[dict]) -> None:
         """Ownership as an interrupted run left it: its hand-overs, in the order they
         happened (a test case handed over twice belongs to the last taker)."""
-        took = sorted((b for b in boots if b.get("took")), key=lambda b: b["took"]["handover"])
-        for row in took:  # as check_handovers let them through
-            t = row["took"]
-            moved = set(range(t["first"], t["end"], t["step"]))
+        for worker, t in sorted(_takes(boots), key=lambda take: take[1]["handover"]):
+            moved = set(range(t["first"], t["end"], t["step"]))  # as check_handovers let it
             for session in self.sessions:
                 session.owned -= moved
-            self.sessions[row["worker"]].owned |= moved
+            self.sessions[worker].owned |= moved
             self.handovers = t["handover"] + 1
+
+
+def _takes(boots: list[dict]):
+    """(worker, took) of every hand-over the boots record: at a boot's start (`took`) and to
+    its running guest (`took_live`)."""
+    for row in boots:
+        if row.get("took") is not None:
+            yield row.get("worker"), row["took"]
+        for t in row.get("took_live") or ():
+            yield row.get("worker"), t
 
 
 def check_handovers(boots: list[dict], workers: int) -> None:
     """ValueError naming the boot when a `took` of an interrupted run's boots cannot be
     replayed: checked before a resume touches the bundle."""
     for row in boots:
-        t = row.get("took")
-        if t is None:
-            continue
-        if (not isinstance(t, dict)
-                or not all(type(t.get(k)) is int for k in ("first", "end", "step", "handover"))
-                or t["step"] < 1 or type(row.get("worker")) is not int
-                or not 0 <= row["worker"] < workers):
-            raise ValueError(f"boot {row.get('boot')} of worker {row.get('worker')}: took {t!r}")
+        live = row.get("took_live")
+        if live is not None and not isinstance(live, list):
+            raise ValueError(f"boot {row.get('boot')} of worker {row.get('worker')}: "
+                             f"took_live {live!r}")
+        for worker, t in _takes([row]):
+            if (not isinstance(t, dict)
+                    or not all(type(t.get(k)) is int for k in ("first", "end", "step", "handover"))
+                    or t["step"] < 1 or type(worker) is not int or not 0 <= worker < workers):
+                raise ValueError(f"boot {row.get('boot')} of worker {worker}: took {t!r}")
 
 
 def _seconds_per_case(session: Session, *, idle: bool = False) -> float | None:

@@ -58,6 +58,7 @@ class Collector:
     def __init__(self, planned_ids: list[str], nonce: str):
         self.planned_ids = list(planned_ids)
         self._cases = [_Case() for _ in self.planned_ids]
+        self.nonce = nonce
         self._parser = RecordParser(nonce)
         self.boot = -1
         self.start: Record | None = None       # the first start record of the run
@@ -75,8 +76,13 @@ class Collector:
         self._boundaries: list[int] = []  # offsets of accepted start, begin and end records
         self._last_boundary = -1
         self.current: int | None = None
-        self.limit: int | None = None  # the current boot's confirmed lower end (limit record)
+        self.limit: int | None = None  # the current range's confirmed lower end (limit record)
         self.on_limit = None  # callable(end) when a limit record is accepted, or None
+        # An idle guest may get more ranges to run in the same boot (`more` records): each
+        # (first, end, step), and the limit each range before the current one ended with.
+        self.idles = 0        # idle records in the current boot
+        self.more: list[tuple[int, int, int]] = []
+        self.range_limits: list[int | None] = []
 
     # -- boots -------------------------------------------------------------------------------
 
@@ -87,6 +93,7 @@ class Collector:
         self.boot, self.boot_start, self.end = boot, None, None
         self.current = None  # index of the test case running now, if any
         self.limit = None
+        self.idles, self.more, self.range_limits = 0, [], []
         self._progress_in_boot = 0
 
     @property
@@ -215,6 +222,10 @@ class Collector:
             self._accept_result(record, now)
         elif kind == "limit":
             self._accept_limit(record)
+        elif kind == "idle":
+            self.idles += 1
+        elif kind == "more":
+            self._accept_more(record)
         else:
             self._anomaly(record, f"unknown record kind {kind!r}")
 
@@ -252,6 +263,29 @@ class Collector:
             self.limit = int(end)
             if self.on_limit:
                 self.on_limit(self.limit)
+
+    def _accept_more(self, record: Record) -> None:
+        """The idle guest runs another range in this boot; the current one's limit is over."""
+        fields = [record.fields.get(k, "") for k in ("first", "end", "step")]
+        first, end, step = (int(f) if f.isdigit() else -1 for f in fields)
+        if not 0 <= first < end <= len(self.planned_ids) or step < 1:
+            self._anomaly(record, f"more first={fields[0]!r} end={fields[1]!r} step={fields[2]!r} "
+                                  "is not a range of the plan")
+            return
+        if self.idles <= len(self.more):
+            self._anomaly(record, "more record without an idle record before it")
+            return
+        self.more.append((first, end, step))
+        self.range_limits.append(self.limit)
+        self.limit = None
+
+    def ranges(self, env: dict[str, str]) -> list[range]:
+        """What the current boot ran or was asked to run: its own range from `env` and each
+        range it took in a `more` record, each cut at its confirmed limit."""
+        asked = [(int(env["PCERT_FIRST"]), int(env["PCERT_END"]), int(env.get("PCERT_STEP", "1")))]
+        limits = self.range_limits + [self.limit]
+        return [range(first, end if limit is None else min(end, limit), step)
+                for (first, end, step), limit in zip(asked + self.more, limits)]
 
     def finish(self) -> None:
         """The stream has ended: what the parser still holds is an anomaly."""

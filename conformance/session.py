@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from targets.drivers.base import Machine
+from targets.errors import TargetError
 
 from .collect import Collector
 from .watchdog import stop_reason
@@ -54,6 +55,8 @@ class BootRecord:
     in_flight: str | None  # the test case that lost an attempt in this boot
     method: str = "cold"   # cold | snapshot | cold (snapshot restore failed: why)
     took: dict | None = None  # test cases taken over from another worker (balance.py)
+    took_live: list | None = None  # taken later by the running guest, each as `took`
+
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -84,6 +87,7 @@ class Session:
         self.owned = set(shard)  # the plan indexes this worker gives a verdict (balance.py)
         self.step = shard.step
         self.take_over = None  # callable(session, stop) -> bool: took test cases to run
+        self.take_live = None  # callable(session, stop) -> dict | None: `took`, for the idle guest
         self.took: dict | None = None  # what the next boot runs of another worker's (balance.py)
         self.machine: Machine | None = None  # the machine of the boot running now
         self.env: dict[str, str] = {}        # and its run parameters
@@ -97,6 +101,8 @@ class Session:
         self.lock = lock or threading.RLock()  # shared with whoever reads the collector
         self._boot_bytes = bytearray()
         self._idle_boots = 0
+        self._running: BootRecord | None = None  # the boot running now, as checkpointed
+        self._idles_answered = 0
         # PCERT_ONLY must fit on the target's command line (kernel or semihosting).
         self.max_only_chars = max(64, append_max - ONLY_MARGIN)
 
@@ -132,10 +138,7 @@ class Session:
 
     def _asked(self, env: dict[str, str]) -> list[int]:
         """The test cases a boot with `env` was asked to run (and did not hand over)."""
-        first, end = int(env["PCERT_FIRST"]), int(env["PCERT_END"])
-        if self.collector.limit is not None:
-            end = min(end, self.collector.limit)
-        asked = range(first, end, int(env.get("PCERT_STEP", "1")))
+        asked = [i for run in self.collector.ranges(env) for i in run if i in self.owned]
         if "PCERT_ONLY" in env:
             only = set(env["PCERT_ONLY"].split(","))
             return [i for i in asked if self.collector.planned_ids[i] in only]
@@ -209,12 +212,13 @@ class Session:
         start = sink.size
         self._boot_bytes.clear()
         took, self.took = self.took, None
+        self._idles_answered = 0
+        self._running = BootRecord(worker=self.worker, boot=boot, env=dict(env), reason="running",
+                                   stop="", exit_status=None,
+                                   console={"file": self.console_name, "start": start, "end": start},
+                                   first_output_s=None, wall_s=0.0, in_flight=None, took=took)
         if self.on_boot:  # a checkpoint naming this boot, so a killed run can be resumed
-            self.on_boot(BootRecord(worker=self.worker, boot=boot, env=dict(env), reason="running",
-                                    stop="", exit_status=None,
-                                    console={"file": self.console_name, "start": start, "end": start},
-                                    first_output_s=None, wall_s=0.0, in_flight=None,
-                                    took=took), True)
+            self.on_boot(self._running, True)
         machine = self.machine_for(env)
         with self.lock:
             self.machine, self.env = machine, dict(env)
@@ -230,11 +234,38 @@ class Session:
         outcome = machine.run(on_output,
                               idle_timeout_s=lambda: self.timeouts.idle_for(collector.current),
                               run_timeout_s=self.timeouts.run_s,
-                              until=lambda: collector.ended or stop.is_set())
+                              until=lambda: self._over(stop))
         with self.lock:
             self.machine = None
             return self._stopped(env, boot, start, outcome, stop,
                                  method=getattr(machine, "boot_method", "cold"), took=took)
+
+    def _over(self, stop: threading.Event) -> bool:
+        """Whether the boot is over (the machine's question, between reads). A guest that has
+        run its range and waits for more (an `idle` record) is answered first."""
+        if self.collector.ended or stop.is_set():
+            return True
+        if self.collector.idles > self._idles_answered:
+            self._idles_answered = self.collector.idles
+            self._answer_idle(stop)
+        return False
+
+    def _answer_idle(self, stop: threading.Event) -> None:
+        """More test cases for the idle guest (balance.py), sealed in a checkpoint that names
+        them before the guest is told; or nothing more, and the guest ends its run."""
+        params = {"PCERT_NONCE": self.collector.nonce}
+        took = self.take_live(self, stop) if self.take_live is not None and not self.fresh() \
+            else None
+        if took is not None:
+            self._running.took_live = [*(self._running.took_live or []), took]
+            if self.on_boot:
+                self.on_boot(self._running, True)
+            params.update(PCERT_FIRST=str(took["first"]), PCERT_END=str(took["end"]),
+                          PCERT_STEP=str(took["step"]))
+        try:
+            self.machine.send_params(params)
+        except (OSError, TargetError):
+            pass  # the guest ends after its wait; what it took, a later boot runs
 
     def _stopped(self, env, boot, start, outcome, stop, method: str,
                  took: dict | None) -> BootRecord:
@@ -254,7 +285,8 @@ class Session:
                           reason=outcome.reason, stop=why, exit_status=outcome.exit_status,
                           console={"file": self.console_name, "start": start, "end": sink.size},
                           first_output_s=outcome.first_output_s, wall_s=round(outcome.wall_s, 3),
-                          in_flight=in_flight, method=method, took=took)
+                          in_flight=in_flight, method=method, took=took,
+                          took_live=self._running.took_live if self._running else None)
 
 
 def progression(indexes: list[int], step: int) -> range:

@@ -23,7 +23,9 @@ MAGIC = b"PCERT1 "
 KINDS = frozenset({"start", "begin", "out", "result", "end",
                    "reply",   # docs/agent.md
                    "ready",   # waiting for PCERT_PARAMS (docs/protocol.md)
-                   "limit"})  # stops before a lower PCERT_END the host sent (docs/protocol.md)
+                   "limit",   # stops before a lower PCERT_END the host sent (docs/protocol.md)
+                   "idle",    # ran its range, waits for more (docs/protocol.md)
+                   "more"})   # runs another range the host sent, without a boot
 MAX_LINE = 64 * 1024  # a record is never longer; anything longer is cut off and reported
 EXCERPT_MAX = 1024  # bytes of a rejected record kept as evidence
 

@@ -68,10 +68,10 @@ def serial(common, tmp_path_factory) -> Path:
 
 
 def killed_after_a_hand_over(common: list[str], out: Path, taker_printed: bytes = b"") -> None:
-    """A -j 2 run into `out`, SIGKILLed once a hand-over is sealed (before the taker boots) and
-    the taker's log holds `taker_printed`."""
+    """A -j 2 run into `out`, SIGKILLed once a hand-over is sealed (before the taker runs what
+    it took) and the taker's log holds `taker_printed`."""
     proc = pcert("run", *common, "-j", "2", "--out", str(out))
-    _wait_for(out / "boots.jsonl", b'"took":{')
+    _wait_for(out / "boots.jsonl", b'"handover":')
     _wait_for(out / "console.w1.log", taker_printed)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
@@ -83,8 +83,10 @@ def offline_session(collector: Collector, shard: range, worker: int = 0) -> Sess
                    worker=worker, lock=threading.RLock(), clock0=0.0)
 
 
-def handovers(bundle: Path) -> list[dict]:
-    return [b for b in jsonl(bundle / "boots.jsonl") if b.get("took")]
+def handovers(bundle: Path) -> list[tuple[int, dict]]:
+    """(taker, took) of each hand-over: at a boot's start, or to a guest waiting for more."""
+    return [(b["worker"], t) for b in jsonl(bundle / "boots.jsonl")
+            for t in ([b["took"]] if b.get("took") else []) + (b.get("took_live") or [])]
 
 
 def begins(bundle: Path) -> dict[str, int]:
@@ -105,8 +107,14 @@ def test_a_worker_that_runs_out_takes_over_the_rest_of_a_slower_one(common, seri
     assert {k: v[0] for k, v in verdicts(out).items()} == {k: v[0] for k, v in verdicts(serial).items()}
     assert set(v for v, _ in verdicts(out).values()) == {"PASS"}
     took = handovers(out)
-    assert took and took[0]["worker"] == 1 and took[0]["took"]["worker"] == 0
+    assert took and took[0][0] == 1 and took[0][1]["worker"] == 0
     assert b" limit end=" in (out / "console.log").read_bytes()   # worker 0 agreed to stop
+    # Worker 1's guest waited for more and ran them without a boot.
+    first = jsonl(out / "boots.jsonl")[-1]
+    assert first["worker"] == 1 and first["boot"] == 0 and first["took_live"]
+    live = first["took_live"][0]
+    assert (f" more first={live['first']} end={live['end']} step={live['step']} ".encode()
+            in (out / "console.w1.log").read_bytes())
     assert (out / "anomalies.jsonl").read_text() == ""
     assert all(n == 1 for n in begins(out).values()) and len(begins(out)) == len(PLAN)
     for row in jsonl(out / "results.jsonl"):   # each slice is the test case in its own log
@@ -136,14 +144,15 @@ def test_a_run_killed_after_a_hand_over_resumes_to_the_same_verdicts(common, ser
 
 
 def test_a_resumed_run_replays_the_hand_overs_in_their_order():
-    """Worker 1 took 5, 7, 9 from worker 0; then worker 0 took 9 back: 9 is worker 0's."""
+    """Worker 1 took 5, 7, 9 from worker 0 (its guest waiting for more); then worker 0 took 9
+    back in a boot of its own: 9 is worker 0's."""
     sessions = [offline_session(Collector([f"TC-{i}" for i in range(10)], "0" * 16),
                                 range(w, 10, 2), worker=w) for w in (0, 1)]
     balancer = Balancer(sessions, threading.RLock(), "0" * 16)
     boots = [{"worker": 0, "boot": 1, "took": {"worker": 1, "first": 9, "end": 10, "step": 2,
                                                "handover": 1}},
-             {"worker": 1, "boot": 1, "took": {"worker": 0, "first": 5, "end": 10, "step": 2,
-                                               "handover": 0}},
+             {"worker": 1, "boot": 0, "took": None,
+              "took_live": [{"worker": 0, "first": 5, "end": 10, "step": 2, "handover": 0}]},
              {"worker": 0, "boot": 0, "took": None}]
     balancer.replay(boots)
     assert sorted(sessions[0].owned) == [0, 2, 4, 6, 8, 9]
@@ -180,8 +189,8 @@ def test_a_malformed_took_stops_the_resume_with_a_clear_message(common, serial, 
     killed_after_a_hand_over(common, cut)
     boots = jsonl(cut / "boots.jsonl")
     for row in boots:
-        if row.get("took"):
-            row["took"]["worker"] = 0
+        for took in ([row["took"]] if row.get("took") else []) + (row.get("took_live") or []):
+            took["worker"] = 0
             row["worker"] = 7                    # no such worker in a run of two
     (cut / "boots.jsonl").write_text("".join(json.dumps(b) + "\n" for b in boots))
     # What a kill during an atomic write leaves: the refusal comes before any clean-up.

@@ -3,6 +3,7 @@ misplaced or forged record become a verdict."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from conformance.collect import Collector
@@ -202,6 +203,55 @@ def test_a_limit_record_hands_the_rest_over_and_nothing_after_it_counts():
         "limit end 2 above the earlier 1"]
     collector.start_boot(1)               # a new boot listens afresh
     assert collector.limit is None
+
+
+def test_a_guest_waiting_for_more_runs_another_range_in_the_same_boot():
+    """`idle`, then `more first=.. end=.. step=..` (conformance/balance.py): the boot's ranges
+    are its own, cut at its limit, and the one it took; the new range listens afresh."""
+    g = Guest()
+    g.emit("start", ntests=3, limits=1)
+    g.case(0, "TC-a-001")
+    g.emit("limit", end=1, clock=3)          # the rest of its own range went to another worker
+    g.emit("idle", clock=4)
+    g.emit("more", first=1, end=3, step=1, clock=5)
+    g.case(1, "TC-a-002")                    # after the limit, but in the range it took: counts
+    g.case(2, "TC-b-001")
+    g.emit("idle", clock=6)
+    g.emit("end", ran=3)
+    rows, collector = collect(bytes(g.stream))
+    assert [r["verdict"] for r in rows] == ["PASS", "PASS", "PASS"]
+    assert collector.anomalies == [] and collector.idles == 2 and collector.limit is None
+    assert collector.ranges({"PCERT_FIRST": "0", "PCERT_END": "3", "PCERT_STEP": "1"}) == [
+        range(0, 1), range(1, 3)]
+
+
+@pytest.mark.parametrize("fields, reason", [
+    (dict(first=0, end=4, step=1), "more first='0' end='4' step='1' is not a range of the plan"),
+    (dict(first=2, end=2, step=1), "more first='2' end='2' step='1' is not a range of the plan"),
+    (dict(first=0, end=3, step=0), "more first='0' end='3' step='0' is not a range of the plan"),
+    (dict(first="+1", end=3, step=1), "more first='+1' end='3' step='1' is not a range of the plan"),
+    (dict(first=0, end=3), "more first='0' end='3' step='' is not a range of the plan"),
+])
+def test_a_more_record_outside_the_plan_is_an_anomaly(fields, reason):
+    g = Guest()
+    g.emit("start", ntests=3)
+    g.emit("idle", clock=1)
+    g.emit("more", **fields, clock=2)
+    _, collector = collect(bytes(g.stream))
+    assert collector.more == [] and [a["reason"] for a in collector.anomalies] == [reason]
+
+
+def test_a_more_record_the_guest_was_not_idle_for_is_an_anomaly():
+    g = Guest()
+    g.emit("start", ntests=3)
+    g.emit("more", first=0, end=3, step=1, clock=2)     # never idle: nobody gave it this
+    g.emit("idle", clock=3)
+    g.emit("more", first=1, end=3, step=1, clock=4)
+    g.emit("more", first=2, end=3, step=1, clock=5)     # one idle, one more
+    _, collector = collect(bytes(g.stream))
+    assert collector.more == [(1, 3, 1)]
+    assert [a["reason"] for a in collector.anomalies] == [
+        "more record without an idle record before it"] * 2
 
 
 def test_a_limit_outside_the_plan_is_an_anomaly():

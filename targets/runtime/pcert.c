@@ -766,6 +766,50 @@ static void take_new_end(unsigned next, unsigned *end)
         rec_begin("limit"), rec_num("end", *end), rec_num("clock", now_ns()), rec_send();
     }
 }
+
+/* After its range (docs/protocol.md, "More work for an idle guest"): a guest that listens says
+ * `idle` and waits, at most LINGER_MS, for one more PCERTP line. PCERT_FIRST, PCERT_END and
+ * PCERT_STEP there give it another range, which it confirms in a `more` record and runs: the
+ * rest of a slower worker's shard, without a boot. A line without PCERT_FIRST, silence, or
+ * anything it cannot take ends the run. */
+#define LINGER_MS 10000
+static int more_work(unsigned *first, unsigned *end, unsigned *step)
+{
+    struct pollfd channel;
+    char why[200] = "";
+    const char *s;
+    unsigned f = 0, e = 0, st = 1;
+    int ready;
+    if (params_fd < 0) return 0;
+    rec_begin("idle"), rec_num("clock", now_ns()), rec_send();
+    channel.fd = params_fd, channel.events = POLLIN, channel.revents = 0;
+    while ((ready = poll(&channel, 1, LINGER_MS)) < 0 && errno == EINTR) {}
+    if (ready != 1) return 0;
+    unsetenv("PCERT_FIRST"), unsetenv("PCERT_END"), unsetenv("PCERT_STEP");
+    if (pcert_params_read(params_fd, why, sizeof why) != 0) {
+        /* why says it */
+    } else if ((s = getenv("PCERT_NONCE")) == NULL || strcmp(s, nonce) != 0) {
+        snprintf(why, sizeof why, "%s", "not this run's nonce");
+    } else if (getenv("PCERT_FIRST") != NULL &&
+               (decimal(getenv("PCERT_FIRST"), &f) != 0 || decimal(getenv("PCERT_END"), &e) != 0 ||
+                ((s = getenv("PCERT_STEP")) != NULL && decimal(s, &st) != 0) ||
+                st < 1 || f >= e || e > pcert_ncases)) {
+        snprintf(why, sizeof why, "%s", "PCERT_FIRST, PCERT_END and PCERT_STEP must give a range of the plan");
+    }
+    s = getenv("PCERT_FIRST");
+    unsetenv("PCERT_NONCE"), unsetenv("PCERT_FIRST"), unsetenv("PCERT_END"), unsetenv("PCERT_STEP");
+    if (why[0] != '\0') {
+        fprintf(stderr, "pcert: PCERT_PARAMS: %s; no longer listening\n", why);
+        close(params_fd), params_fd = -1;
+        return 0;
+    }
+    if (s == NULL) return 0;   /* the host has nothing more */
+    if (st > pcert_ncases) st = pcert_ncases + 1;   /* idx += step can then never wrap */
+    *first = f, *end = e, *step = st;
+    rec_begin("more"), rec_num("first", f), rec_num("end", e), rec_num("step", st);
+    rec_num("clock", now_ns()), rec_send();
+    return 1;
+}
 #endif
 
 int main(int argc, char **argv)
@@ -806,12 +850,18 @@ int main(int argc, char **argv)
 #endif
     print_start(first);
     if (run_mode != NULL) ran = (unsigned)pcert_agent_serve();   /* requests answered */
-    else for (idx = first; idx < end && idx < pcert_ncases; idx += step) {
+    else for (;;) {
+        for (idx = first; idx < end && idx < pcert_ncases; idx += step) {
 #ifndef PCERT_NO_FORK
-        take_new_end(idx, &end);
-        if (idx >= end) break;
+            take_new_end(idx, &end);
+            if (idx >= end) break;
 #endif
-        if (selected(only, pcert_cases[idx].id)) run_one(idx, timeout), ran++;
+            if (selected(only, pcert_cases[idx].id)) run_one(idx, timeout), ran++;
+        }
+#ifndef PCERT_NO_FORK
+        if (only == NULL && more_work(&first, &end, &step)) continue;
+#endif
+        break;
     }
     rec_begin("end"), rec_num("ran", ran), rec_num("clock", now_ns()), rec_send();
     finish(0);
