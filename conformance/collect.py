@@ -89,6 +89,10 @@ class Collector:
     def start_boot(self, boot: int) -> None:
         """The image is booted (again): sequence numbers start over."""
         if self.boot >= 0:
+            # A test case's anomaly window ends with its boot's last complete line: what a boot
+            # cut short left half-written after a result is not that test case's.
+            self._boundaries.append(self._parser.line_offset)
+            self._last_boundary = max(self._last_boundary, self._parser.line_offset)
             self._parser.new_boot()
         self.boot, self.boot_start, self.end = boot, None, None
         self.current = None  # index of the test case running now, if any
@@ -323,8 +327,9 @@ class Collector:
 
     def _taint(self, rows: list[dict], cases: list[_Case]) -> None:
         """A PASS is not believed when an anomaly lies between its begin record and the next
-        start, begin or end record: a forged record displaces a genuine one, and the genuine
-        one then arrives out of sequence, inside that window."""
+        start, begin or end record (or its boot's last complete line): a forged record
+        displaces a genuine one, and the genuine one then arrives out of sequence, inside that
+        window."""
         bounds = sorted(self._boundaries)
         for row, case in zip(rows, cases):
             if row["verdict"] != "PASS" or case.begin is None:

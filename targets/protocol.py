@@ -170,8 +170,22 @@ class RecordParser:
         self._scanned = 0  # bytes of _pending already searched for a line end
         self._finished = False
 
+    @property
+    def line_offset(self) -> int:
+        """Offset just past the last complete line fed."""
+        return self._pending_offset
+
     def new_boot(self) -> None:
-        """Expect sequence number 0 next (the image was booted again)."""
+        """Expect sequence number 0 next (the image was booted again). What the last boot left
+        without its line end (a boot cut short while it printed) is reported and dropped: glued
+        to the next boot's first line, it would hide that line too."""
+        at = self._pending.find(MAGIC)
+        if at >= 0:
+            self._anomaly(self._pending_offset + at, "truncated record: the boot ended before "
+                          "its line end", self._pending[at:])
+        self._pending_offset += len(self._pending)
+        self._pending.clear()
+        self._scanned = 0
         self._expected_seq = 0
 
     def feed(self, data: bytes) -> list[Record]:

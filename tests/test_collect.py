@@ -254,6 +254,36 @@ def test_a_more_record_the_guest_was_not_idle_for_is_an_anomaly():
         "more record without an idle record before it"] * 2
 
 
+def test_a_boot_cut_short_mid_line_spoils_neither_its_last_pass_nor_the_next_boot():
+    """A run killed while the guest printed `begin` leaves half a line at the end of that boot
+    (tests/test_balance.py hit it): the next boot's first record is still read, and the PASS
+    before the half line stands; the half line is kept as an anomaly."""
+    g = Guest()
+    g.emit("start", ntests=3)
+    g.case(0, "TC-a-001")
+    whole = len(g.stream)
+    g.emit("begin", idx=1, id="TC-a-002", clock=1)
+    boot0 = bytes(g.stream[:whole + 30])          # killed 30 bytes into the begin record
+    collector = Collector(PLAN, NONCE)
+    collector.start_boot(0)
+    collector.feed(boot0, now=1.0)
+    collector.abandon_boot()
+    collector.start_boot(1)
+    g2 = Guest()
+    g2.emit("start", ntests=3)
+    g2.case(1, "TC-a-002")
+    g2.case(2, "TC-b-001")
+    g2.emit("end", ran=2)
+    collector.feed(bytes(g2.stream), now=2.0)
+    collector.finish()
+    rows = collector.results(stop_reason="powered off", console_size=len(boot0) + len(g2.stream))
+    assert [r["verdict"] for r in rows] == ["PASS", "PASS", "PASS"]
+    assert collector.boot_start is not None and collector.ended
+    assert [a["reason"] for a in collector.anomalies] == [
+        "truncated record: the boot ended before its line end"]
+    assert collector.anomalies[0]["offset"] == whole
+
+
 def test_a_limit_outside_the_plan_is_an_anomaly():
     g = Guest()
     g.emit("start", ntests=3)
