@@ -54,6 +54,14 @@ def timed_run(out: Path, **options) -> tuple[float, dict, float]:
     return wall, manifest, cpu
 
 
+def _handovers(out: Path) -> str:
+    """A run's hand-overs: to a guest waiting for more (live) and to a new boot (booted)."""
+    boots = [json.loads(line) for line in (out / "boots.jsonl").read_text().splitlines()]
+    live = sum(len(b.get("took_live") or ()) for b in boots)
+    booted = sum(1 for b in boots if b.get("took"))
+    return f"{live} live + {booted} booted" if booted else str(live)
+
+
 def _runs(tries: list) -> str:
     return ", ".join(f"{wall:.2f} s/{cpu:.1f} cpu-s" for wall, _, cpu in tries)
 
@@ -76,12 +84,15 @@ def main() -> None:
         print(f"{args.target}, {args.profile}: {len(ids)} test cases")
         for boot in ("snapshot", "cold"):
             tries = {1: [], 2: []}
+            handovers = []
             for attempt in range(args.pairs if boot == "snapshot" else 1):
                 # 1-2, 2-1, 1-2, ...: a machine that speeds up or slows down during the bench
                 # then favours neither side of the ratio.
                 for jobs in ((1, 2) if attempt % 2 == 0 else (2, 1)):
                     out = tmp / f"{boot}-j{jobs}-{attempt}"
                     tries[jobs].append(timed_run(out, **common, only=ids, jobs=jobs, boot=boot))
+                    if jobs == 2:
+                        handovers.append(_handovers(out))
             (serial, m1, _), (parallel, m2, _) = (min(tries[j], key=lambda t: t[0])
                                                   for j in (1, 2))
             pairs = [a[0] / b[0] for a, b in zip(tries[1], tries[2])]
@@ -91,9 +102,7 @@ def main() -> None:
                   f"runs: {_runs(tries[1])})")
             print(f"    -j 2: {parallel:6.2f} s   ({m2['exit']['boots']} boots; "
                   f"runs: {_runs(tries[2])})")
-            # A run without crashes boots once per worker, plus once per hand-over (balance.py).
-            print("          hand-overs per run: "
-                  + ", ".join(str(m["exit"]["boots"] - m["exit"]["workers"]) for _, m, _ in tries[2]))
+            print("          hand-overs per run (balance.py): " + ", ".join(handovers))
             print(f"    speed-up {serial / parallel:.2f}x best against best, "
                   f"{median:.2f}x the median of the alternated pairs (goal >= 1.7x); pairs: "
                   + ", ".join(f"{ratio:.2f}x" for ratio in pairs))

@@ -8,13 +8,17 @@ takes the OS down twice is not tried a third time.
 
 A session owns the test cases of its shard at first. With a `take_over` hook (balance.py) a
 session that has nothing left takes over the rest of a slower one's; which session owns a test
-case changes only at the guest's `limit` record, so no test case ever has two owners.
+case changes only at the guest's `limit` record, so no test case ever has two owners. A guest
+that has run its range waits for more (`idle`): what the session takes then, the same guest
+runs (`take_live`).
 
 States of one boot, explicitly:
 
     boot ──▶ running ──▶ ended (end record)          → next fresh test case, or done
-                    └──▶ stopped (no end record)     → attempt lost by the test case in flight
-                         └─ no progress twice        → the rest is given up: UNINITIATED
+             │  ▲   └──▶ stopped (no end record)     → attempt lost by the test case in flight
+             │  │        └─ no progress twice        → the rest is given up: UNINITIATED
+             ▼  │ more: a range taken from a slower worker, in the same boot
+             idle (idle record) ── nothing more ──▶ ended
 
     session = Session(factory, collector, sink, shard=range(0, n), timeouts=...)
     boots = session.run()
@@ -253,9 +257,13 @@ class Session:
     def _answer_idle(self, stop: threading.Event) -> None:
         """More test cases for the idle guest (balance.py), sealed in a checkpoint that names
         them before the guest is told; or nothing more, and the guest ends its run."""
+        send = getattr(self.machine, "send_params", None)
+        if send is None:
+            return  # no channel to answer on: the guest ends after its wait
+        with self.lock:  # another worker's reader may hand test cases over meanwhile
+            wants = self.take_live is not None and not self.fresh()
+        took = self.take_live(self, stop) if wants else None
         params = {"PCERT_NONCE": self.collector.nonce}
-        took = self.take_live(self, stop) if self.take_live is not None and not self.fresh() \
-            else None
         if took is not None:
             self._running.took_live = [*(self._running.took_live or []), took]
             if self.on_boot:
@@ -263,7 +271,7 @@ class Session:
             params.update(PCERT_FIRST=str(took["first"]), PCERT_END=str(took["end"]),
                           PCERT_STEP=str(took["step"]))
         try:
-            self.machine.send_params(params)
+            send(params)
         except (OSError, TargetError):
             pass  # the guest ends after its wait; what it took, a later boot runs
 

@@ -105,6 +105,12 @@ class Guest:
         finally:
             theirs.close()
         self.out = bytearray()
+        self.answered = 0   # idle records answered
+
+    def answer(self, *parts) -> None:
+        """One more line, for the runtime's latest `idle`."""
+        self.answered += 1
+        self.host.sendall(pcertp(*parts))
 
     def read_until(self, marker: bytes, timeout_s=10.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -120,8 +126,20 @@ class Guest:
         self.read_until(b"\n")
 
     def finish(self, timeout_s=60.0):
-        """(exit status, stdout, stderr) once the runtime has ended."""
+        """(exit status, stdout, stderr) once the runtime has ended. A runtime that has run its
+        range and waits for more (`idle`) is told, as the host does, that there is none."""
         try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                ready, _, _ = select.select([self.proc.stdout], [], [],
+                                            max(0.0, deadline - time.monotonic()))
+                assert ready, f"the runtime did not end within {timeout_s} s: {bytes(self.out)!r}"
+                chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
+                if not chunk:
+                    break
+                self.out += chunk
+                if self.out.count(b" idle clock=") > self.answered:
+                    self.answer(f"PCERT_NONCE={RUN}")
             rest, err = self.proc.communicate(timeout=timeout_s)
         finally:
             if self.proc.poll() is None:
@@ -351,7 +369,8 @@ def test_a_lower_end_on_the_channel_stops_the_run_early(runtime, tmp_path):
     assert (status, err) == (0, "")
     _, records = split(out)
     assert records[0].fields["limits"] == "1"
-    assert [r.kind for r in records] == ["start", "limit", "begin", "result", "begin", "result", "end"]
+    assert [r.kind for r in records] == ["start", "limit", "begin", "result", "begin", "result",
+                                         "idle", "end"]
     assert records[1].fields["end"] == "2"
     assert [r.fields["id"] for r in records if r.kind == "result"] == ["TC-a", "TC-env"]
 
@@ -362,7 +381,7 @@ def test_a_lower_end_it_is_past_stops_before_the_next_test_case(runtime, tmp_pat
     assert (status, err) == (0, "")
     _, records = split(out)
     assert [(r.kind, r.fields.get("end"), r.fields.get("ran")) for r in records] == \
-        [("start", None, None), ("limit", "1", None), ("end", None, "0")]
+        [("start", None, None), ("limit", "1", None), ("idle", None, None), ("end", None, "0")]
 
 
 @pytest.mark.parametrize("line, why", [
@@ -377,3 +396,43 @@ def test_a_bad_second_line_ends_the_listening_not_the_run(runtime, tmp_path, lin
     _, records = split(out)
     assert "limit" not in [r.kind for r in records]
     assert [r.fields["id"] for r in records if r.kind == "result"] == ["TC-a", "TC-d"]
+
+
+def test_a_runtime_waiting_for_more_runs_the_range_it_is_sent(runtime, tmp_path):
+    """After its range the runtime says `idle` and waits for one more line: a range there runs
+    next in the same run, confirmed in a `more` record (conformance/balance.py, take_live)."""
+    g = Guest(runtime, tmp_path)
+    g.wait_ready()
+    g.host.sendall(pcertp(f"PCERT_NONCE={RUN}", "PCERT_FIRST=0", "PCERT_END=1"))
+    g.read_until(b" idle clock=")
+    g.answer(f"PCERT_NONCE={RUN}", "PCERT_FIRST=3", "PCERT_END=4", "PCERT_STEP=1")
+    status, out, err = g.finish()   # the second idle: nothing more
+    assert (status, err) == (0, "")
+    _, records = split(out)
+    assert [r.kind for r in records] == ["start", "begin", "result", "idle", "more", "begin",
+                                         "result", "idle", "end"]
+    assert {k: records[4].fields[k] for k in ("first", "end", "step")} == {
+        "first": "3", "end": "4", "step": "1"}
+    assert [r.fields["id"] for r in records if r.kind == "result"] == ["TC-a", "TC-d"]
+    assert records[-1].fields["ran"] == "2"
+
+
+@pytest.mark.parametrize("answer, why", [
+    (["PCERT_NONCE=" + BOOT, "PCERT_FIRST=3", "PCERT_END=4"], "not this run's nonce"),
+    (["PCERT_NONCE=" + RUN, "PCERT_FIRST=2", "PCERT_END=2"], "must give a range of the plan"),
+    (["PCERT_NONCE=" + RUN, "PCERT_FIRST=3", "PCERT_END=5"], "must give a range of the plan"),
+    (["PCERT_NONCE=" + RUN, "PCERT_FIRST=1", "PCERT_END=4", "PCERT_STEP=0"],
+     "must give a range of the plan"),
+    (["PCERT_NONCE=" + RUN, "PCERT_FIRST=x", "PCERT_END=4"], "must give a range of the plan"),
+    (["PCERT_NONCE=" + RUN, "PCERT_FIRST=1"], "must give a range of the plan"),
+])
+def test_an_answer_that_is_not_a_range_ends_the_run(runtime, tmp_path, answer, why):
+    g = Guest(runtime, tmp_path)
+    g.wait_ready()
+    g.host.sendall(pcertp(f"PCERT_NONCE={RUN}", "PCERT_FIRST=0", "PCERT_END=1"))
+    g.read_until(b" idle clock=")
+    g.answer(*answer)
+    status, out, err = g.finish()
+    assert status == 0 and why in err and "no longer listening" in err
+    _, records = split(out)
+    assert [r.kind for r in records] == ["start", "begin", "result", "idle", "end"]

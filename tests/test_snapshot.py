@@ -168,6 +168,36 @@ def test_restored_guests_take_their_parameters_over_the_channel(tmp_path):
     assert outcome.first_output_s is not None and outcome.reason == "powered off"
 
 
+def test_a_restored_guest_waiting_for_more_runs_the_range_it_is_sent(tmp_path):
+    """After its range the runtime says `idle` and waits (docs/protocol.md): a range sent then
+    runs in the same boot, confirmed in a `more` record; a line that is not a range of the plan
+    ends the listening, and the run."""
+    target, kernel, image, qemu, store = _prepared(tmp_path)
+    snap = ensure_snapshot(target, kernel, image, store, qemu_sha256=qemu)
+    machine = RestoringQemuMachine(target, kernel.path, image.path,
+                                   {"PCERT_NONCE": NONCE, "PCERT_FIRST": "0", "PCERT_END": "1"},
+                                   snapshot=snap)
+    answers = [{"PCERT_NONCE": NONCE, "PCERT_FIRST": "1", "PCERT_END": "2", "PCERT_STEP": "1"},
+               {"PCERT_NONCE": NONCE, "PCERT_FIRST": "2", "PCERT_END": "1"}]
+    out = bytearray()
+
+    def on_output(data: bytes) -> None:
+        out.extend(data)
+        if answers and out.count(b" idle clock=") == 3 - len(answers):
+            machine.send_params(answers.pop(0))
+
+    outcome = machine.run(on_output, idle_timeout_s=60, run_timeout_s=300)
+    records = RecordParser(NONCE).feed(bytes(out))
+    assert [r.kind for r in records] == ["start", "begin", "result", "idle", "more", "begin",
+                                         "result", "idle", "end"]
+    assert {k: records[4].fields[k] for k in ("first", "end", "step")} == {
+        "first": "1", "end": "2", "step": "1"}
+    assert [r.fields["idx"] for r in records if r.kind == "result"] == ["0", "1"]
+    assert records[-1].fields["ran"] == "2" and outcome.reason == "powered off"
+    assert (b"pcert: PCERT_PARAMS: PCERT_FIRST, PCERT_END and PCERT_STEP must give a range of "
+            b"the plan; no longer listening") in out
+
+
 def test_an_image_that_never_waits_for_parameters_gives_a_snapshot_error(tmp_path):
     target, kernel, image, qemu, store = _prepared(tmp_path)
     # A plain static program as /init: it exits at once, the kernel panics, QEMU ends.

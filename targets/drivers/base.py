@@ -184,7 +184,9 @@ class Machine(ABC):
                     if first_output is None:
                         first_output = last_output - start
                     on_output(chunk)
-                    if len(chunk) < GATHER_BELOW:
+                    # Let more of a small chunk's output gather, unless the guest has ended or
+                    # waits for the host (until() tells, and answers it).
+                    if len(chunk) < GATHER_BELOW and not (until is not None and until()):
                         time.sleep(GATHER_S)
         except BaseException:
             stopped_because = stopped_because or KILLED

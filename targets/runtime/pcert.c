@@ -779,7 +779,7 @@ static int more_work(unsigned *first, unsigned *end, unsigned *step)
     char why[200] = "";
     const char *s;
     unsigned f = 0, e = 0, st = 1;
-    int ready;
+    int ready, given;
     if (params_fd < 0) return 0;
     rec_begin("idle"), rec_num("clock", now_ns()), rec_send();
     channel.fd = params_fd, channel.events = POLLIN, channel.revents = 0;
@@ -796,14 +796,14 @@ static int more_work(unsigned *first, unsigned *end, unsigned *step)
                 st < 1 || f >= e || e > pcert_ncases)) {
         snprintf(why, sizeof why, "%s", "PCERT_FIRST, PCERT_END and PCERT_STEP must give a range of the plan");
     }
-    s = getenv("PCERT_FIRST");
+    given = getenv("PCERT_FIRST") != NULL;
     unsetenv("PCERT_NONCE"), unsetenv("PCERT_FIRST"), unsetenv("PCERT_END"), unsetenv("PCERT_STEP");
     if (why[0] != '\0') {
         fprintf(stderr, "pcert: PCERT_PARAMS: %s; no longer listening\n", why);
         close(params_fd), params_fd = -1;
         return 0;
     }
-    if (s == NULL) return 0;   /* the host has nothing more */
+    if (!given) return 0;   /* the host has nothing more */
     if (st > pcert_ncases) st = pcert_ncases + 1;   /* idx += step can then never wrap */
     *first = f, *end = e, *step = st;
     rec_begin("more"), rec_num("first", f), rec_num("end", e), rec_num("step", st);
