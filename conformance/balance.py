@@ -33,9 +33,10 @@ from .session import Session, progression
 # left beyond one such boot, so less than about one and a half is not worth a request.
 BOOT_COST_S = 0.35
 WORTH_BOOTS = 1.5
-# What handing test cases to a guest that waits for more costs: no boot, a round trip on the
-# parameter channel and a checkpoint; its wait for the slower guest's answer is bounded.
-LIVE_COST_S = 0.02
+# What handing test cases to a guest that waits for more costs: no boot, but the slower guest's
+# `limit` (after its test case in flight), a checkpoint and the range on the channel: 60-180 ms
+# from `idle` to `more` in the guest's clock, median about 80 ms, in twelve runs with -j 2.
+LIVE_COST_S = 0.08
 LIVE_WAIT_S = 2.0
 MIN_CASES = 4          # never hand over fewer test cases than this
 WAIT_POLL_S = 0.05     # how often an idle worker looks whether its request was answered
