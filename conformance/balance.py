@@ -150,10 +150,9 @@ class Balancer:
 
     def _listening(self, session: Session) -> bool:
         """Its boot runs fresh test cases and its guest listens for a lower end."""
-        start = session.collector.boot_start
         c = session.collector
-        return (hasattr(session.machine, "send_params") and start is not None
-                and start.fields.get("limits") == "1" and "PCERT_ONLY" not in session.env
+        return (hasattr(session.machine, "send_params") and c.boot_start is not None
+                and c.boot_start.fields.get("limits") == "1" and "PCERT_ONLY" not in session.env
                 and session.worker not in self._pending and not c.ended
                 and c.idles <= len(c.more))  # not waiting for more itself
 

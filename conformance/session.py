@@ -61,7 +61,6 @@ class BootRecord:
     took: dict | None = None  # test cases taken over from another worker (balance.py)
     took_live: list | None = None  # taken later by the running guest, each as `took`
 
-
     def to_json(self) -> dict:
         return asdict(self)
 
@@ -294,7 +293,7 @@ class Session:
                           console={"file": self.console_name, "start": start, "end": sink.size},
                           first_output_s=outcome.first_output_s, wall_s=round(outcome.wall_s, 3),
                           in_flight=in_flight, method=method, took=took,
-                          took_live=self._running.took_live if self._running else None)
+                          took_live=self._running.took_live)
 
 
 def progression(indexes: list[int], step: int) -> range:
