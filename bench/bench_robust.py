@@ -137,7 +137,7 @@ def main() -> None:
               f"a cold boot to its ready record took "
               f"{m3['boot'].get('snapshot', {}).get('boot_s', boot_s):.2f} s. Goal: a crash costs "
               f"<= one boot plus its timeout. Whole runs with and without it: "
-              f"+{crashed - base:.2f} s")
+              f"{crashed - base:+.2f} s")
 
 if __name__ == "__main__":
     main()
