@@ -19,7 +19,7 @@ from conformance.cli import main
 from conformance.collect import Collector
 from conformance.session import Session, Timeouts
 from test_collect import NONCE, Guest
-from test_robust import _wait_for, jsonl, pcert, ready, run_ok, verdicts
+from test_robust import _wait_for, assert_gone, children, jsonl, pcert, ready, run_ok, verdicts
 
 # Plan order is id order: even numbers (worker 0) sleep 0.3 s, odd ones (worker 1) 1 us.
 PLAN = [f"TC-nanosleep-{n}" for n in range(950, 974)]
@@ -73,8 +73,10 @@ def killed_after_a_hand_over(common: list[str], out: Path, taker_printed: bytes 
     proc = pcert("run", *common, "-j", "2", "--out", str(out))
     _wait_for(out / "boots.jsonl", b'"handover":')
     _wait_for(out / "console.w1.log", taker_printed)
+    machines = children(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
+    assert_gone(machines)     # QEMU does not outlive a killed pcert
 
 
 def offline_session(collector: Collector, shard: range, worker: int = 0) -> Session:

@@ -28,6 +28,27 @@ def pcert(*args: str, **kw) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
+def children(pid: int) -> list[int]:
+    """The processes `pid` started (any of its threads), as Linux lists them."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def assert_gone(pids: list[int], timeout_s: float = 10) -> None:
+    """Every one of `pids` has ended (a zombie nobody reaped has ended too)."""
+    deadline = time.monotonic() + timeout_s
+    def alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(p) for p in pids), f"still running after pcert ended: {pids}"
+
+
 def run_ok(*args: str) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "conformance.cli", *args],
                           capture_output=True, text=True, timeout=900)
@@ -146,9 +167,12 @@ def test_a_killed_run_resumes_to_the_same_verdicts(tmp_path, how):
     _wait_for(cut / "console.log", b"id=TC-nanosleep-902")   # inside the slow test case
     # ... and after a checkpoint has sealed the results before it.
     _wait_for(cut / "results.jsonl", b'"verdict":"PASS"')
+    machines = children(proc.pid)
     proc.send_signal(how)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == (-signal.SIGKILL if how == signal.SIGKILL else 2)
+    assert machines
+    assert_gone(machines)     # even after SIGKILL: they die with the thread that started them
     if how == signal.SIGINT:
         assert f"pcert run --resume {cut}" in err
     manifest = json.loads((cut / "manifest.json").read_text())

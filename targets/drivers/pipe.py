@@ -12,12 +12,17 @@ side. With two QEMUs on two cores that work competed with the guests (a -j 2 run
 test cases took about 10% longer on a terminal). QEMU's stdio chardev needs no terminal.
 
 The process leads its own process group, so Ctrl-C at pcert's terminal does not reach it, and
-stopping it also stops what it forked (the host runtime's test-case children).
+stopping it also stops what it forked (the host runtime's test-case children). Being in a
+session of its own, it would outlive a pcert killed with SIGKILL (a restored QEMU waiting for
+its state was found waiting 1.5 h later); so it is started through util-linux's `setpriv
+--pdeathsig KILL`, which execs it with a death signal: it is killed when the thread that
+started it ends, and that thread waits for it (Machine._run) whenever pcert lives.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -38,7 +43,7 @@ class PipeProcess:
     def __init__(self, command: list[str], env: dict[str, str] | None = None,
                  cwd: Path | None = None, pass_fds: tuple[int, ...] = ()):
         try:
-            self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(_dying_with_pcert(command, env), stdin=subprocess.DEVNULL,
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                          env=env, cwd=cwd, start_new_session=True,
                                          pass_fds=pass_fds)
@@ -100,3 +105,13 @@ class PipeProcess:
             status = None
         self.proc.stdout.close()  # the console's fd: the file object owns it
         return status
+
+
+def _dying_with_pcert(command: list[str], env: dict[str, str] | None) -> list[str]:
+    """`command` with a death signal where setpriv is there (the same process: setpriv execs
+    it). A command that cannot be found is left as it is: Popen then says so, as before."""
+    setpriv = shutil.which("setpriv")
+    path = (os.environ if env is None else env).get("PATH")
+    if setpriv is None or shutil.which(command[0], path=path) is None:
+        return command
+    return [setpriv, "--pdeathsig", "KILL", "--", *command]
