@@ -154,7 +154,7 @@ class Balancer:
         return (hasattr(session.machine, "send_params") and c.boot_start is not None
                 and c.boot_start.fields.get("limits") == "1" and "PCERT_ONLY" not in session.env
                 and session.worker not in self._pending and not c.ended
-                and c.idles <= len(c.more))  # not waiting for more itself
+                and not c.waiting_for_more)
 
     def _wait(self, request: _Request, stop: threading.Event, wait_s: float | None) -> None:
         """Until the guest answers, its boot ends, or its test case's time (or `wait_s`) is up."""

@@ -106,6 +106,11 @@ class Collector:
         return self.end is not None
 
     @property
+    def waiting_for_more(self) -> bool:
+        """The guest has run its range and waits for another (an `idle` no `more` followed)."""
+        return self.idles > len(self.more)
+
+    @property
     def made_progress(self) -> bool:
         """The current boot reported at least one begin or result record."""
         return self._progress_in_boot > 0
@@ -276,7 +281,7 @@ class Collector:
             self._anomaly(record, f"more first={fields[0]!r} end={fields[1]!r} step={fields[2]!r} "
                                   "is not a range of the plan")
             return
-        if self.idles <= len(self.more):
+        if not self.waiting_for_more:
             self._anomaly(record, "more record without an idle record before it")
             return
         self.more.append((first, end, step))

@@ -116,7 +116,6 @@ def _required(argument, schema, root) -> Check:
 
 def _properties(argument, schema, root) -> Check:
     checks = tuple((name, compile_schema(sub, root)) for name, sub in argument.items())
-
     # A list, not a generator: valid records, the usual case, have every answer looked at.
     return lambda value: _all([sub(value[name]) for name, sub in checks if name in value]) \
         if isinstance(value, dict) else True

@@ -21,6 +21,7 @@ started it ends, and that thread waits for it (Machine._run) whenever pcert live
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -110,8 +111,14 @@ class PipeProcess:
 def _dying_with_pcert(command: list[str], env: dict[str, str] | None) -> list[str]:
     """`command` with a death signal where setpriv is there (the same process: setpriv execs
     it). A command that cannot be found is left as it is: Popen then says so, as before."""
-    setpriv = shutil.which("setpriv")
+    setpriv = _setpriv()
     path = (os.environ if env is None else env).get("PATH")
     if setpriv is None or shutil.which(command[0], path=path) is None:
         return command
     return [setpriv, "--pdeathsig", "KILL", "--", *command]
+
+
+@functools.cache
+def _setpriv() -> str | None:
+    """Where setpriv is: looked up once, not at every boot."""
+    return shutil.which("setpriv")
