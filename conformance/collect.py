@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from evidence.format import VERDICTS
@@ -75,7 +75,13 @@ class Collector:
         self._progress_in_boot = 0
         self._boundaries: list[int] = []  # offsets of accepted start, begin and end records
         self._last_boundary = -1
+        # The plan index of each accepted begin and result record of the current boot, by
+        # sequence number; and the test cases whose records a repeated number disputes.
+        self._case_by_seq: dict[int, int] = {}
+        self._parser_seen = 0
+        self.disputed: dict[int, str] = {}
         self.current: int | None = None
+        self.asked: Collection[int] | None = None  # what the current range may report on
         self.limit: int | None = None  # the current range's confirmed lower end (limit record)
         self.on_limit = None  # callable(end) when a limit record is accepted, or None
         # An idle guest may get more ranges to run in the same boot (`more` records): each
@@ -86,8 +92,10 @@ class Collector:
 
     # -- boots -------------------------------------------------------------------------------
 
-    def start_boot(self, boot: int) -> None:
-        """The image is booted (again): sequence numbers start over."""
+    def start_boot(self, boot: int, asked: Collection[int] | None = None) -> None:
+        """The image is booted (again): sequence numbers start over. `asked`: the plan indexes
+        the boot was asked to run (:func:`asked_indexes`); a record for any other is an
+        anomaly. None: not checked."""
         if self.boot >= 0:
             # A test case's anomaly window ends with its boot's last complete line: what a boot
             # cut short left half-written after a result is not that test case's.
@@ -96,7 +104,8 @@ class Collector:
             self._parser.new_boot()
         self.boot, self.boot_start, self.end = boot, None, None
         self.current = None  # index of the test case running now, if any
-        self.limit = None
+        self.asked, self.limit = asked, None
+        self._case_by_seq = {}
         self.idles, self.more, self.range_limits = 0, [], []
         self._progress_in_boot = 0
 
@@ -168,6 +177,20 @@ class Collector:
     def feed(self, data: bytes, now: float) -> None:
         for record in self._parser.feed(data):
             self._accept(record, now)
+        self._dispute_repeats()
+
+    def _dispute_repeats(self) -> None:
+        """A record that goes back over sequence numbers of this boot disputes the begin and
+        result records accepted under them: a forger who also printed the next test case's
+        begin would otherwise close the window (_taint) before the genuine record came."""
+        found = self._parser.anomalies[self._parser_seen:]
+        self._parser_seen += len(found)
+        for anomaly in found:
+            if anomaly.repeats is not None:
+                for seq in range(*anomaly.repeats):
+                    index = self._case_by_seq.get(seq)
+                    if index is not None:
+                        self.disputed.setdefault(index, anomaly.reason)
 
     def _anomaly(self, record: Record, reason: str) -> None:
         self.anomalies.append({"offset": record.start, "end": record.end, "seq": record.seq,
@@ -181,6 +204,11 @@ class Collector:
         if tc_id is not None and self.planned_ids[int(idx)] != tc_id:
             self._anomaly(record, f"test case {tc_id!r} at index {idx} does not match the plan "
                                   f"({self.planned_ids[int(idx)]!r})")
+            return None
+        if self.asked is not None and int(idx) not in self.asked:
+            # Another worker's, or an earlier range's beyond its limit: the guest was not
+            # asked to run it here, so nothing it says of it counts.
+            self._anomaly(record, f"test case index {idx} is not in the range this boot runs")
             return None
         if self.limit is not None and int(idx) >= self.limit:
             # Handed over to another worker: its result there is the one that counts.
@@ -196,13 +224,11 @@ class Collector:
 
     def _accept(self, record: Record, now: float) -> None:
         kind = record.kind
-        if kind in ("start", "begin", "end"):
-            self._boundaries.append(record.start)
-            self._last_boundary = max(self._last_boundary, record.start)
         if kind == "start":
             if self.boot_start is not None:
                 self._anomaly(record, "second start record in one boot")
                 return
+            self._boundary(record)
             self.boot_start = record
             if self.start is None:
                 self.start = record
@@ -210,6 +236,7 @@ class Collector:
             if ntests is not None and ntests != str(len(self.planned_ids)):
                 self._anomaly(record, f"guest has {ntests} test cases, the plan {len(self.planned_ids)}")
         elif kind == "end":
+            self._boundary(record)
             self.end = record
         elif kind == "begin":
             case = self._case_for(record)
@@ -218,6 +245,8 @@ class Collector:
             if case.begin is not None or case.result is not None:
                 self._anomaly(record, "test case begun twice")
                 return
+            self._boundary(record)
+            self._case_by_seq[record.seq] = int(record.fields["idx"])
             case.begin, case.begin_time, case.begin_boot = record, now, self.boot
             if self.first_begin_time is None:
                 self.first_begin_time = now
@@ -238,6 +267,12 @@ class Collector:
         else:
             self._anomaly(record, f"unknown record kind {kind!r}")
 
+    def _boundary(self, record: Record) -> None:
+        """An accepted start, begin or end record ends the anomaly window of the test case
+        before it (_taint); a rejected one lies inside that window."""
+        self._boundaries.append(record.start)
+        self._last_boundary = max(self._last_boundary, record.start)
+
     def _accept_result(self, record: Record, now: float) -> None:
         case = self._case_for(record)
         if case is None:
@@ -253,6 +288,7 @@ class Collector:
             # The runtime begins every test case, even one its option check decides.
             self._anomaly(record, f"{verdict} for a test case that has not begun")
         else:
+            self._case_by_seq[record.seq] = int(record.fields["idx"])
             case.result, case.result_time = record, now
             self.recent_result_times.append(now)
             self._settled.add(int(record.fields["idx"]))
@@ -286,7 +322,7 @@ class Collector:
             return
         self.more.append((first, end, step))
         self.range_limits.append(self.limit)
-        self.limit = None
+        self.asked, self.limit = range(first, end, step), None
 
     def ranges(self, env: dict[str, str]) -> list[range]:
         """What the current boot ran or was asked to run: its own range from `env` and each
@@ -325,26 +361,30 @@ class Collector:
     def is_final(self, index: int) -> bool:
         """Its result row can no longer change while records arrive: it has a result, and a
         later boundary record has closed its anomaly window (see _taint). Only finish() may
-        still change it, with what the parser held back."""
+        still change it, with what the parser held back, and a repeated sequence number
+        (`disputed`), which callers that keep final rows check."""
         case = self._cases[index]
-        return case.result is not None and (
+        return index not in self.disputed and case.result is not None and (
             case.begin is None or self._last_boundary > case.begin.start)
 
     def _taint(self, rows: list[dict], cases: list[_Case]) -> None:
         """A PASS is not believed when an anomaly lies between its begin record and the next
-        start, begin or end record (or its boot's last complete line): a forged record
+        accepted start, begin or end record (or its boot's last complete line): a forged record
         displaces a genuine one, and the genuine one then arrives out of sequence, inside that
-        window."""
+        window. Nor when a repeated sequence number disputes its begin or result record."""
         bounds = sorted(self._boundaries)
         for row, case in zip(rows, cases):
-            if row["verdict"] != "PASS" or case.begin is None:
+            if row["verdict"] != "PASS":
                 continue
-            after = bisect.bisect_right(bounds, case.begin.start)
-            window_end = bounds[after] if after < len(bounds) else float("inf")
-            hits = [a for a in self.anomalies if case.begin.start <= a["offset"] < window_end]
-            if hits:
+            why = self.disputed.get(row["index"])
+            if why is None and case.begin is not None:
+                after = bisect.bisect_right(bounds, case.begin.start)
+                window_end = bounds[after] if after < len(bounds) else float("inf")
+                why = next((a["reason"] for a in self.anomalies
+                            if case.begin.start <= a["offset"] < window_end), None)
+            if why is not None:
                 row.update(verdict="UNRESOLVED", code=TET_CODES["UNRESOLVED"],
-                           reason=f"protocol anomaly during the test case: {hits[0]['reason']}")
+                           reason=f"protocol anomaly during the test case: {why}")
 
     def _result(self, index: int, stop_reason: str, console_size: int) -> dict:
         case = self._cases[index]
@@ -385,6 +425,25 @@ class Collector:
                        reason=f"never started: {self.not_run.get(index, stop_reason)}")
         row["code"] = TET_CODES[row["verdict"]]
         return row
+
+
+def asked_indexes(env: Mapping[str, str], planned_ids: Sequence[str]) -> Collection[int] | None:
+    """The plan indexes a boot with run parameters `env` runs: PCERT_FIRST to PCERT_END every
+    PCERT_STEP-th, only those PCERT_ONLY names (docs/protocol.md). None without a range.
+
+    >>> asked_indexes({"PCERT_FIRST": "1", "PCERT_END": "6", "PCERT_STEP": "2"}, ["a"] * 6)
+    range(1, 6, 2)
+    >>> sorted(asked_indexes({"PCERT_FIRST": "0", "PCERT_END": "3", "PCERT_ONLY": "c,a"},
+    ...                      ["a", "b", "c"]))
+    [0, 2]
+    """
+    if "PCERT_FIRST" not in env or "PCERT_END" not in env:
+        return None
+    span = range(int(env["PCERT_FIRST"]), int(env["PCERT_END"]), int(env.get("PCERT_STEP", "1")))
+    if "PCERT_ONLY" not in env:
+        return span
+    only = set(env["PCERT_ONLY"].split(","))
+    return frozenset(i for i in span if planned_ids[i] in only)
 
 
 def _int(value: str | None) -> int | None:

@@ -419,7 +419,8 @@ class _Run:
             c = session.collector
             fresh = []
             for index in sorted(session.owned):
-                known = self._final_lines.get(index)
+                # A row kept as final is made again once a repeated sequence number disputes it.
+                known = None if index in c.disputed else self._final_lines.get(index)
                 if known is None and not c.has_started(index):
                     known = self._pending_lines.get(index)
                 if known is None:

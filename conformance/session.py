@@ -34,7 +34,7 @@ from typing import Callable
 from targets.drivers.base import Machine
 from targets.errors import TargetError
 
-from .collect import Collector
+from .collect import Collector, asked_indexes
 from .watchdog import stop_reason
 
 ONLY_MARGIN = 200  # room on the command line for the rest of it (console=, nonce, ...)
@@ -172,21 +172,22 @@ class Session:
         """Rebuild the collector from an interrupted run: its recorded boots, then whatever the
         boot running at the interruption printed (that boot loses nothing: the host stopped
         it, not the guest)."""
+        c = self.collector
         for row in sorted(boots, key=lambda b: b["boot"]):
             span = row["console"]
             # "running": the boot the interruption cut short owns the rest of the log.
             end = len(console) if row["reason"] == "running" else span["end"]
-            self.collector.start_boot(row["boot"])
-            self.collector.feed(console[span["start"]:end], now=0.0)
+            c.start_boot(row["boot"], asked_indexes(row["env"], c.planned_ids))
+            c.feed(console[span["start"]:end], now=0.0)
             record = BootRecord(**row)
             if row["reason"] in ("running", "interrupted"):
-                self.collector.abandon_boot()
+                c.abandon_boot()
                 record.reason, record.stop = "interrupted", HOST_STOP
                 record.console = dict(span, end=end)
                 self.boots.append(record)
                 continue
             if row["stop"]:
-                self.collector.stop_boot(row["stop"], span["end"])
+                c.stop_boot(row["stop"], span["end"])
             self._after_boot(row["env"], record)
 
     def _after_boot(self, env: dict[str, str], record: BootRecord) -> None:
@@ -211,7 +212,7 @@ class Session:
     def _boot(self, env: dict[str, str], stop: threading.Event) -> BootRecord:
         collector, sink = self.collector, self.sink
         boot = len(self.boots)
-        collector.start_boot(boot)
+        collector.start_boot(boot, asked_indexes(env, collector.planned_ids))
         start = sink.size
         self._boot_bytes.clear()
         took, self.took = self.took, None

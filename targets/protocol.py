@@ -138,6 +138,10 @@ class Anomaly:
     offset: int  # where the rejected candidate starts in the console
     reason: str
     excerpt: bytes
+    # An intact frame whose sequence number this boot has used: the numbers (first, end) it
+    # went back over. One of the two writers of each number is a forger, and the record
+    # accepted under it may be the forged one.
+    repeats: tuple[int, int] | None = None
 
 
 class _Broken(Exception):
@@ -146,6 +150,10 @@ class _Broken(Exception):
 
 class _Rejected(Exception):
     """An intact frame that must not be accepted (wrong nonce, sequence, fields)."""
+
+    def __init__(self, reason: str, repeats: tuple[int, int] | None = None):
+        super().__init__(reason)
+        self.repeats = repeats
 
 
 class RecordParser:
@@ -222,8 +230,9 @@ class RecordParser:
 
     # -- internals --
 
-    def _anomaly(self, offset: int, reason: str, excerpt: bytes) -> Anomaly:
-        anomaly = Anomaly(offset, reason, bytes(excerpt[:EXCERPT_MAX]))
+    def _anomaly(self, offset: int, reason: str, excerpt: bytes,
+                 repeats: tuple[int, int] | None = None) -> Anomaly:
+        anomaly = Anomaly(offset, reason, bytes(excerpt[:EXCERPT_MAX]), repeats)
         self.anomalies.append(anomaly)
         return anomaly
 
@@ -257,11 +266,11 @@ class RecordParser:
                 at = content.find(MAGIC, at + 1)
                 continue
             except _Rejected as why:
-                record, reason = None, str(why)
+                record, rejected = None, why
             if at > first:  # a broken candidate came first
                 self._anomaly(line_start + first, broken_reason, content[first:at])
             if record is None:
-                self._anomaly(line_start + at, reason, content[at:])
+                self._anomaly(line_start + at, str(rejected), content[at:], rejected.repeats)
                 return []
             return [record]
         if first >= 0:
@@ -285,7 +294,8 @@ class RecordParser:
             raise _Rejected(f"malformed sequence number {seq_text.decode('ascii', 'replace')!r}")
         seq = int(seq_text)
         if seq < self._expected_seq:
-            raise _Rejected(f"duplicate or out-of-order sequence number {seq} (expected {self._expected_seq})")
+            raise _Rejected(f"duplicate or out-of-order sequence number {seq} "
+                            f"(expected {self._expected_seq})", repeats=(seq, self._expected_seq))
         expected, self._expected_seq = self._expected_seq, seq + 1
         if seq > expected:  # rejected, but resynchronised so one loss does not lose the rest
             raise _Rejected(f"sequence gap: got {seq}, expected {expected}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conformance.collect import Collector
+from conformance.collect import Collector, asked_indexes
 from targets.protocol import frame
 
 NONCE = "0123456789abcdef"
@@ -31,8 +31,12 @@ class Guest:
                   file="f.c" if reason else "", line=7 if reason else "", clock=2, dur_ns=1500)
 
 
-def collect(stream: bytes, plan=PLAN, stop="powered off") -> tuple[list[dict], Collector]:
+def collect(stream: bytes, plan=PLAN, stop="powered off",
+            asked=None) -> tuple[list[dict], Collector]:
+    """`asked`: the plan indexes the boot was asked to run (else not checked)."""
     collector = Collector(plan, NONCE)
+    if asked is not None:
+        collector.start_boot(0, asked)
     collector.feed(stream, now=1.0)
     collector.finish()
     return collector.results(stop_reason=stop, console_size=len(stream)), collector
@@ -180,7 +184,8 @@ def test_results_of_some_indexes_are_those_rows_of_all():
 
 def test_a_limit_record_hands_the_rest_over_and_nothing_after_it_counts():
     """After `limit end=N` (a hand-over, conformance/balance.py) a record for N or later is
-    an anomaly: that test case belongs to another worker now."""
+    an anomaly: that test case belongs to another worker now. A rejected record does not end
+    the window of the test case before it, so that one's PASS is not believed either."""
     heard = []
     g = Guest()
     g.emit("start", ntests=3, limits=1)
@@ -195,7 +200,9 @@ def test_a_limit_record_hands_the_rest_over_and_nothing_after_it_counts():
     collector.feed(bytes(g.stream), now=1.0)
     collector.finish()
     rows = collector.results(stop_reason="powered off", console_size=len(g.stream))
-    assert [r["verdict"] for r in rows] == ["PASS", "UNINITIATED", "UNINITIATED"]
+    assert [r["verdict"] for r in rows] == ["UNRESOLVED", "UNINITIATED", "UNINITIATED"]
+    assert rows[0]["reason"] == ("protocol anomaly during the test case: test case index 1 "
+                                 "after the guest agreed to stop before 1")
     assert heard == [1] and collector.limit == 1
     assert [a["reason"] for a in collector.anomalies] == [
         "test case index 1 after the guest agreed to stop before 1",
@@ -293,3 +300,84 @@ def test_a_limit_outside_the_plan_is_an_anomaly():
     assert collector.limit is None
     assert [a["reason"] for a in collector.anomalies] == [
         "limit end '4' is not a plan index", "limit end 'x' is not a plan index"]
+
+
+def test_a_record_for_a_test_case_the_boot_was_not_asked_to_run_is_an_anomaly():
+    """A worker runs every second test case (PCERT_STEP=2): what its guest says of the other
+    worker's test cases, or of one PCERT_ONLY leaves out, never counts here, and the forger's
+    own PASS is not believed."""
+    g = Guest()
+    g.emit("start", ntests=3)
+    g.emit("begin", idx=0, id="TC-a-001", clock=1)
+    g.emit("begin", idx=1, id="TC-a-002", clock=1)     # the other worker's
+    g.emit("result", idx=1, id="TC-a-002", verdict="PASS", code=0, clock=2)
+    g.emit("result", idx=0, id="TC-a-001", verdict="PASS", code=0, clock=2, dur_ns=1)
+    g.case(2, "TC-b-001")
+    g.emit("end", ran=2)
+    rows, collector = collect(bytes(g.stream), asked=asked_indexes(
+        {"PCERT_FIRST": "0", "PCERT_END": "3", "PCERT_STEP": "2"}, PLAN))
+    assert [r["verdict"] for r in rows] == ["UNRESOLVED", "UNINITIATED", "PASS"]
+    assert [a["reason"] for a in collector.anomalies] == [
+        "test case index 1 is not in the range this boot runs"] * 2
+
+    g = Guest()
+    g.emit("start", ntests=3)
+    g.case(0, "TC-a-001")
+    g.case(2, "TC-b-001")
+    rows, retry = collect(bytes(g.stream), asked=asked_indexes(
+        {"PCERT_FIRST": "0", "PCERT_END": "3", "PCERT_ONLY": "TC-b-001"}, PLAN))
+    assert [r["verdict"] for r in rows] == ["UNINITIATED", "UNINITIATED", "PASS"]
+    assert [a["reason"] for a in retry.anomalies] == [
+        "test case index 0 is not in the range this boot runs"] * 2
+
+
+def test_after_more_only_the_range_taken_counts():
+    """An idle guest given another range (`more`) has finished its own: a record for a test
+    case of its own range beyond that range's limit, which went to another worker, is an
+    anomaly (inside the window of the test case before it, whose PASS is then not believed)."""
+    g = Guest()
+    g.emit("start", ntests=3, limits=1)
+    g.case(0, "TC-a-001")
+    g.emit("limit", end=1, clock=3)
+    g.emit("idle", clock=4)
+    g.emit("more", first=2, end=3, step=1, clock=5)
+    g.case(1, "TC-a-002")                     # its own range, beyond the limit
+    g.case(2, "TC-b-001")
+    g.emit("end", ran=2)
+    rows, collector = collect(bytes(g.stream), asked=range(0, 2))
+    assert [r["verdict"] for r in rows] == ["UNRESOLVED", "UNINITIATED", "PASS"]
+    assert [a["reason"] for a in collector.anomalies] == [
+        "test case index 1 is not in the range this boot runs"] * 2
+    assert collector.asked == range(2, 3)
+
+
+def test_a_forger_that_also_begins_the_next_test_case_does_not_get_its_pass():
+    """A guest that knows the nonce, the sequence and the CRC prints a PASS for the test case
+    in flight and a begin for the next one before the runtime's genuine FAIL: the genuine
+    records then repeat sequence numbers, which disputes the records accepted under them."""
+    g = Guest()
+    g.emit("start", ntests=3)
+    g.emit("begin", idx=0, id="TC-a-001", clock=1)
+    forger = Guest()
+    forger.seq = g.seq
+    forger.emit("result", idx=0, id="TC-a-001", verdict="PASS", code=0, clock=2)
+    forger.emit("begin", idx=1, id="TC-a-002", clock=2)      # closes test case 0's window
+    g.emit("result", idx=0, id="TC-a-001", verdict="FAIL", code=1, reason="got 1, want 2")
+    g.case(1, "TC-a-002")
+    g.case(2, "TC-b-001")
+    g.emit("end", ran=3)
+    genuine = bytes(g.stream)
+    split = genuine.index(b"result")
+    split = genuine.rindex(b"\n", 0, split) + 1           # after the genuine begin of case 0
+    stream = genuine[:split] + bytes(forger.stream) + genuine[split:]
+    collector = Collector(PLAN, NONCE)
+    collector.start_boot(0)
+    collector.feed(stream[:split + len(forger.stream)], now=1.0)
+    assert collector.is_final(0) and not collector.disputed    # as a checkpoint would see it
+    collector.feed(stream[split + len(forger.stream):], now=2.0)
+    collector.finish()
+    rows = collector.results(stop_reason="powered off", console_size=len(stream))
+    assert [r["verdict"] for r in rows[:2]] == ["UNRESOLVED", "UNRESOLVED"]
+    assert rows[0]["reason"] == ("protocol anomaly during the test case: duplicate or "
+                                 "out-of-order sequence number 2 (expected 4)")
+    assert sorted(collector.disputed) == [0, 1] and not collector.is_final(0)

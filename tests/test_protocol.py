@@ -175,6 +175,8 @@ def test_replayed_record_is_rejected(specs, data):
     assert len(anomalies) == 1
     assert anomalies[0].reason.startswith("duplicate or out-of-order sequence number")
     assert anomalies[0].offset == len(b"".join(lines[:where]))
+    # The numbers it goes back over: the accepted records one of which it may have displaced.
+    assert anomalies[0].repeats == (lines.index(replayed), where)
 
 
 def test_sequence_gap_is_rejected_then_resynchronised():
@@ -182,6 +184,7 @@ def test_sequence_gap_is_rejected_then_resynchronised():
     records, anomalies = parse(lines[0] + lines[2] + lines[3])
     assert [r.seq for r in records] == [0, 3]
     assert [a.reason for a in anomalies] == ["sequence gap: got 2, expected 1"]
+    assert anomalies[0].repeats is None
 
 
 def test_new_boot_accepts_a_second_start():
