@@ -76,7 +76,7 @@ class Collector:
         self._boundaries: list[int] = []  # offsets of accepted start, begin and end records
         self._last_boundary = -1
         # The plan index of each accepted begin and result record of the current boot, by
-        # sequence number; and the test cases whose records a repeated number disputes.
+        # sequence number; and the test cases whose record a repeated number disputes.
         self._case_by_seq: dict[int, int] = {}
         self._parser_seen = 0
         self.disputed: dict[int, str] = {}
@@ -180,17 +180,16 @@ class Collector:
         self._dispute_repeats()
 
     def _dispute_repeats(self) -> None:
-        """A record that goes back over sequence numbers of this boot disputes the begin and
-        result records accepted under them: a forger who also printed the next test case's
-        begin would otherwise close the window (_taint) before the genuine record came."""
+        """A record with a sequence number this boot has used disputes the begin or result
+        record accepted under it: a genuine record displaced by a forged one arrives with the
+        forged one's number, and a forger who also printed the next test case's begin would
+        otherwise have closed the window (_taint) before it came."""
         found = self._parser.anomalies[self._parser_seen:]
         self._parser_seen += len(found)
         for anomaly in found:
-            if anomaly.repeats is not None:
-                for seq in range(*anomaly.repeats):
-                    index = self._case_by_seq.get(seq)
-                    if index is not None:
-                        self.disputed.setdefault(index, anomaly.reason)
+            index = self._case_by_seq.get(anomaly.repeats)
+            if index is not None:
+                self.disputed.setdefault(index, anomaly.reason)
 
     def _anomaly(self, record: Record, reason: str) -> None:
         self.anomalies.append({"offset": record.start, "end": record.end, "seq": record.seq,

@@ -138,10 +138,9 @@ class Anomaly:
     offset: int  # where the rejected candidate starts in the console
     reason: str
     excerpt: bytes
-    # An intact frame whose sequence number this boot has used: the numbers (first, end) it
-    # went back over. One of the two writers of each number is a forger, and the record
-    # accepted under it may be the forged one.
-    repeats: tuple[int, int] | None = None
+    # An intact frame with a sequence number this boot has used: that number. One of its two
+    # writers is a forger, and the record accepted under it may be the forged one.
+    repeats: int | None = None
 
 
 class _Broken(Exception):
@@ -151,7 +150,7 @@ class _Broken(Exception):
 class _Rejected(Exception):
     """An intact frame that must not be accepted (wrong nonce, sequence, fields)."""
 
-    def __init__(self, reason: str, repeats: tuple[int, int] | None = None):
+    def __init__(self, reason: str, repeats: int | None = None):
         super().__init__(reason)
         self.repeats = repeats
 
@@ -231,7 +230,7 @@ class RecordParser:
     # -- internals --
 
     def _anomaly(self, offset: int, reason: str, excerpt: bytes,
-                 repeats: tuple[int, int] | None = None) -> Anomaly:
+                 repeats: int | None = None) -> Anomaly:
         anomaly = Anomaly(offset, reason, bytes(excerpt[:EXCERPT_MAX]), repeats)
         self.anomalies.append(anomaly)
         return anomaly
@@ -295,7 +294,7 @@ class RecordParser:
         seq = int(seq_text)
         if seq < self._expected_seq:
             raise _Rejected(f"duplicate or out-of-order sequence number {seq} "
-                            f"(expected {self._expected_seq})", repeats=(seq, self._expected_seq))
+                            f"(expected {self._expected_seq})", repeats=seq)
         expected, self._expected_seq = self._expected_seq, seq + 1
         if seq > expected:  # rejected, but resynchronised so one loss does not lose the rest
             raise _Rejected(f"sequence gap: got {seq}, expected {expected}")

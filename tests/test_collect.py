@@ -381,3 +381,19 @@ def test_a_forger_that_also_begins_the_next_test_case_does_not_get_its_pass():
     assert rows[0]["reason"] == ("protocol anomaly during the test case: duplicate or "
                                  "out-of-order sequence number 2 (expected 4)")
     assert sorted(collector.disputed) == [0, 1] and not collector.is_final(0)
+
+
+def test_a_replayed_record_disputes_only_the_record_of_its_own_number():
+    """Who wrote a number first is unknown, so the record accepted under it is not believed;
+    the test cases around it keep their verdicts."""
+    g = Guest()
+    g.emit("start", ntests=3)
+    g.case(0, "TC-a-001")
+    g.case(1, "TC-a-002")
+    replayed = bytes(g.stream).splitlines(keepends=True)[3]      # case 1's begin, seq 3
+    g.stream += replayed
+    g.case(2, "TC-b-001")
+    g.emit("end", ran=3)
+    rows, collector = collect(bytes(g.stream))
+    assert [r["verdict"] for r in rows] == ["PASS", "UNRESOLVED", "PASS"]
+    assert collector.disputed == {1: "duplicate or out-of-order sequence number 3 (expected 5)"}
