@@ -119,7 +119,7 @@ def main() -> None:
             if alike and unlike:
                 print(f"    pairs whose two runs cost the same CPU within {SAME_CPU_PERCENT}% (the "
                       f"machine's pace the same for both): median {statistics.median(alike):.2f}x "
-                      f"of {len(alike)}; the {len(unlike)} others: median "
+                      f"of {len(alike)}; of the other {len(unlike)}: median "
                       f"{statistics.median(unlike):.2f}x")
             # What -j parallelises: from the first boot to the last result (exit.wall_s); the
             # rest (plan, build check, bundle, reports) is the same work in both runs.
