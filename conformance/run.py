@@ -58,7 +58,7 @@ from .presence import PresenceRun, run_presence
 from .presence.bundle import write_presence_bundle
 from .profiles import load_profile
 from .progress import Progress
-from .session import BootRecord, Session, Timeouts
+from .session import BootRecord, Session, Timeouts, check_boot_row
 
 BOOTS = "boots.jsonl"
 SNAPSHOT_LOG = "snapshot.log"  # the console of the cold boot whose saved state the boots restore
@@ -829,7 +829,7 @@ def _load_resume(bundle: Path) -> Resumed:
                        "can resume runs")
     options = RunOptions.from_json(manifest["options"], resume=bundle)
     boots_path = bundle / BOOTS
-    boots = [json.loads(x) for x in boots_path.read_text().splitlines()] if boots_path.exists() else []
+    boots = _resumable_boots(boots_path)
     testcases = json.loads((bundle / "testcases.json").read_text())
     base = {k: manifest[k] for k in ("run_id", "started_utc", "pcert", "options", "plan", "target",
                                      "tools", "kernel", "image", "command", "nonce",
@@ -843,6 +843,22 @@ def _load_resume(bundle: Path) -> Resumed:
                        "cannot be resumed") from None
     return Resumed(options=options, manifest_base=base, boots=boots,
                    planned_ids=[t["id"] for t in testcases], workers=workers)
+
+
+def _resumable_boots(path: Path) -> list[dict]:
+    """The interrupted run's boots.jsonl, each row one a resume can replay, or RunError naming
+    the line."""
+    if not path.exists():
+        return []
+    boots = []
+    for number, line in enumerate(path.read_bytes().splitlines(), 1):
+        try:
+            row = json.loads(line)
+            check_boot_row(row)
+        except ValueError as exc:  # json's errors are ValueErrors too
+            raise RunError(f"{path}: line {number}: {exc}; the bundle cannot be resumed") from None
+        boots.append(row)
+    return boots
 
 
 def _kernel_json(kernel) -> dict | None:

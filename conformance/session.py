@@ -65,6 +65,35 @@ class BootRecord:
         return asdict(self)
 
 
+_BOOT_FIELDS = frozenset(BootRecord.__dataclass_fields__)
+_RANGE_PARAMS = ("PCERT_FIRST", "PCERT_END", "PCERT_STEP")
+
+
+def check_boot_row(row: object) -> None:
+    """ValueError saying what a resume could not replay in one row of boots.jsonl (its hand-
+    overs are balance.check_handovers'): the fields a boot record has, of their types."""
+    if not isinstance(row, dict):
+        raise ValueError(f"not a JSON object: {row!r:.80}")
+    unknown = sorted(set(row) - _BOOT_FIELDS)
+    missing = sorted(k for k in ("worker", "boot", "env", "reason", "stop", "console")
+                     if k not in row)
+    if unknown or missing:
+        raise ValueError(f"unknown field {unknown[0]!r}" if unknown else f"no {missing[0]!r}")
+    for name, kind in (("worker", int), ("boot", int), ("reason", str), ("stop", str)):
+        if type(row[name]) is not kind or (kind is int and row[name] < 0):
+            raise ValueError(f"{name} {row[name]!r}")
+    env, console = row["env"], row["console"]
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise ValueError(f"env {env!r:.80}")
+    for name in _RANGE_PARAMS:
+        if name in env and not (env[name].isascii() and env[name].isdigit()):
+            raise ValueError(f"env {name} {env[name]!r} is not a number")
+    if (not isinstance(console, dict)
+            or not all(type(console.get(k)) is int for k in ("start", "end"))
+            or not 0 <= console["start"] <= console["end"]):
+        raise ValueError(f"console {console!r:.80}")
+
+
 @dataclass
 class Timeouts:
     idle_s: float          # silence allowed outside a test case (booting, between cases)

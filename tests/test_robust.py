@@ -233,3 +233,34 @@ def test_a_tool_failing_before_the_first_boot_leaves_no_bundle_half_written(tmp_
                      "TC-open-001", "--out", str(out)]) == 2
         assert "--version failed" in capsys.readouterr().err
     assert list(given.iterdir()) == [] and not made.exists()
+
+
+GOOD_BOOT = {"worker": 0, "boot": 0, "env": {"PCERT_FIRST": "0", "PCERT_END": "4"},
+             "reason": "running", "stop": "", "exit_status": None,
+             "console": {"file": "console.log", "start": 0, "end": 0}, "first_output_s": None,
+             "wall_s": 0.0, "in_flight": None}
+
+
+@pytest.mark.parametrize("line, why", [
+    (b"{not json", "Expecting property name"),
+    (b"[]", "not a JSON object"),
+    (json.dumps({**GOOD_BOOT, "colour": 1}).encode(), "unknown field 'colour'"),
+    (json.dumps({k: v for k, v in GOOD_BOOT.items() if k != "console"}).encode(), "no 'console'"),
+    (json.dumps({**GOOD_BOOT, "boot": "0"}).encode(), "boot '0'"),
+    (json.dumps({**GOOD_BOOT, "env": {"PCERT_FIRST": "-1"}}).encode(),
+     "env PCERT_FIRST '-1' is not a number"),
+    (json.dumps({**GOOD_BOOT, "console": {"start": 9, "end": 3}}).encode(), "console"),
+])
+def test_a_corrupt_boots_line_stops_a_resume_naming_file_and_line(tmp_path, line, why):
+    """Before a resume replays anything, every boot it would replay is checked: a corrupt one
+    is one clear message, not a traceback from deep inside the replay."""
+    from conformance.errors import RunError
+    from conformance.run import _resumable_boots
+    boots = tmp_path / "boots.jsonl"
+    boots.write_bytes(json.dumps(GOOD_BOOT).encode() + b"\n" + line + b"\n")
+    with pytest.raises(RunError) as raised:
+        _resumable_boots(boots)
+    assert str(raised.value).startswith(f"{boots}: line 2: ")
+    assert why in str(raised.value) and str(raised.value).endswith("cannot be resumed")
+    boots.write_bytes(json.dumps(GOOD_BOOT).encode() + b"\n")
+    assert _resumable_boots(boots) == [GOOD_BOOT]
