@@ -80,6 +80,10 @@ class Collector:
         self._case_by_seq: dict[int, int] = {}
         self._parser_seen = 0
         self.disputed: dict[int, str] = {}
+        # The test case whose result is the current boot's latest accepted record, if any; and
+        # each test case a boot stopped right after (no end record), with why.
+        self._after_result: int | None = None
+        self.stopped_after: dict[int, str] = {}
         self.current: int | None = None
         self.asked: Collection[int] | None = None  # what the current range may report on
         self.limit: int | None = None  # the current range's confirmed lower end (limit record)
@@ -105,7 +109,7 @@ class Collector:
         self.boot, self.boot_start, self.end = boot, None, None
         self.current = None  # index of the test case running now, if any
         self.asked, self.limit = asked, None
-        self._case_by_seq = {}
+        self._case_by_seq, self._after_result = {}, None
         self.idles, self.more, self.range_limits = 0, [], []
         self._progress_in_boot = 0
 
@@ -135,6 +139,11 @@ class Collector:
         """The current boot is over without an end record: the test case in flight, if any,
         loses this attempt. Returns its index."""
         index = self.in_flight()
+        if index is None and self._after_result is not None:
+            # Between a result and the runtime's next record there is only the runtime's own
+            # bookkeeping: what stops the guest there is most likely what that test case left
+            # behind (a process, a timer), or a forger that printed the result and stopped it.
+            self.stopped_after[self._after_result] = reason
         if index is not None:
             case = self._cases[index]
             case.attempts.append({"boot": self.boot, "reason": reason,
@@ -260,7 +269,7 @@ class Collector:
         elif kind == "limit":
             self._accept_limit(record)
         elif kind == "idle":
-            self.idles += 1
+            self.idles, self._after_result = self.idles + 1, None
         elif kind == "more":
             self._accept_more(record)
         else:
@@ -271,6 +280,7 @@ class Collector:
         before it (_taint); a rejected one lies inside that window."""
         self._boundaries.append(record.start)
         self._last_boundary = max(self._last_boundary, record.start)
+        self._after_result = None
 
     def _accept_result(self, record: Record, now: float) -> None:
         case = self._case_for(record)
@@ -287,7 +297,7 @@ class Collector:
             # The runtime begins every test case, even one its option check decides.
             self._anomaly(record, f"{verdict} for a test case that has not begun")
         else:
-            self._case_by_seq[record.seq] = int(record.fields["idx"])
+            self._case_by_seq[record.seq] = self._after_result = int(record.fields["idx"])
             case.result, case.result_time = record, now
             self.recent_result_times.append(now)
             self._settled.add(int(record.fields["idx"]))
@@ -304,7 +314,7 @@ class Collector:
         elif self.limit is not None and int(end) > self.limit:
             self._anomaly(record, f"limit end {end} above the earlier {self.limit}")
         else:
-            self.limit = int(end)
+            self.limit, self._after_result = int(end), None
             if self.on_limit:
                 self.on_limit(self.limit)
 
@@ -322,6 +332,7 @@ class Collector:
         self.more.append((first, end, step))
         self.range_limits.append(self.limit)
         self.asked, self.limit = range(first, end, step), None
+        self._after_result = None
 
     def ranges(self, env: dict[str, str]) -> list[range]:
         """What the current boot ran or was asked to run: its own range from `env` and each
@@ -407,6 +418,10 @@ class Collector:
                 earlier = f"{row['verdict']} on attempt {len(case.attempts) + 1}"
                 row.update(verdict="UNRESOLVED" if row["verdict"] == "PASS" else row["verdict"],
                            reason=f"{row['reason'] or earlier} after {lost}")
+            stopped = self.stopped_after.get(index)
+            if stopped is not None and row["verdict"] == "PASS":
+                row.update(verdict="UNRESOLVED", reason=f"the guest stopped right after this "
+                           f"result, before the runtime's next record: {stopped}")
         elif case.attempts:
             last = case.attempts[-1]
             twice = len(case.attempts) >= MAX_ATTEMPTS

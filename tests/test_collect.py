@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conformance.collect import Collector, asked_indexes
+from conformance.collect import TET_CODES, Collector, asked_indexes
 from targets.protocol import frame
 
 NONCE = "0123456789abcdef"
@@ -397,3 +397,35 @@ def test_a_replayed_record_disputes_only_the_record_of_its_own_number():
     rows, collector = collect(bytes(g.stream))
     assert [r["verdict"] for r in rows] == ["PASS", "UNRESOLVED", "PASS"]
     assert collector.disputed == {1: "duplicate or out-of-order sequence number 3 (expected 5)"}
+
+
+def test_a_pass_the_guest_stopped_right_after_is_not_believed():
+    """The runtime prints its next record right after a result: a boot that stops in between
+    (a panic, a hang, a reset) was most likely stopped by what that test case left behind, or
+    by a forger that printed the PASS and then killed the runtime. A FAIL stays a FAIL; a
+    test case followed by the next one's begin keeps its PASS."""
+    for last, verdicts in (("PASS", ["PASS", "UNRESOLVED", "UNINITIATED"]),
+                           ("FAIL", ["PASS", "FAIL", "UNINITIATED"])):
+        g = Guest()
+        g.emit("start", ntests=3)
+        g.case(0, "TC-a-001")
+        g.case(1, "TC-a-002", last, TET_CODES[last], "" if last == "PASS" else "got 1, want 2")
+        collector = Collector(PLAN, NONCE)
+        collector.start_boot(0)
+        collector.feed(bytes(g.stream), now=1.0)
+        assert collector.stop_boot("kernel panic", len(g.stream)) is None   # none in flight
+        rows = collector.results(stop_reason="kernel panic", console_size=len(g.stream))
+        assert [r["verdict"] for r in rows] == verdicts
+        assert collector.stopped_after == {1: "kernel panic"}
+        if last == "PASS":
+            assert rows[1]["reason"] == ("the guest stopped right after this result, before "
+                                         "the runtime's next record: kernel panic")
+    assert rows[1]["reason"] == "got 1, want 2"
+    collector.start_boot(1)
+    g = Guest()
+    g.emit("start", ntests=3)
+    g.case(2, "TC-b-001")
+    g.emit("idle", clock=3)                  # the runtime went on after the result
+    collector.feed(bytes(g.stream), now=2.0)
+    collector.stop_boot("idle timeout", 0)
+    assert collector.stopped_after == {1: "kernel panic"}
