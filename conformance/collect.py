@@ -80,9 +80,9 @@ class Collector:
         self._case_by_seq: dict[int, int] = {}
         self._parser_seen = 0
         self.disputed: dict[int, str] = {}
-        # The test case whose result is the current boot's latest accepted record, if any; and
-        # each test case a boot stopped right after (no end record), with why.
-        self._after_result: int | None = None
+        # The current boot's latest record (`out` aside); each test case whose result a boot
+        # stopped right after (no end record), with why.
+        self._last_record: Record | None = None
         self.stopped_after: dict[int, str] = {}
         self.current: int | None = None
         self.asked: Collection[int] | None = None  # what the current range may report on
@@ -103,13 +103,12 @@ class Collector:
         if self.boot >= 0:
             # A test case's anomaly window ends with its boot's last complete line: what a boot
             # cut short left half-written after a result is not that test case's.
-            self._boundaries.append(self._parser.line_offset)
-            self._last_boundary = max(self._last_boundary, self._parser.line_offset)
+            self._boundary(self._parser.line_offset)
             self._parser.new_boot()
         self.boot, self.boot_start, self.end = boot, None, None
         self.current = None  # index of the test case running now, if any
         self.asked, self.limit = asked, None
-        self._case_by_seq, self._after_result = {}, None
+        self._case_by_seq, self._last_record = {}, None
         self.idles, self.more, self.range_limits = 0, [], []
         self._progress_in_boot = 0
 
@@ -139,11 +138,14 @@ class Collector:
         """The current boot is over without an end record: the test case in flight, if any,
         loses this attempt. Returns its index."""
         index = self.in_flight()
-        if index is None and self._after_result is not None:
+        last = self._last_record
+        if index is None and last is not None and last.kind == "result":
             # Between a result and the runtime's next record there is only the runtime's own
             # bookkeeping: what stops the guest there is most likely what that test case left
             # behind (a process, a timer), or a forger that printed the result and stopped it.
-            self.stopped_after[self._after_result] = reason
+            after = self._case_by_seq.get(last.seq)  # there when the result was accepted
+            if after is not None:
+                self.stopped_after[after] = reason
         if index is not None:
             case = self._cases[index]
             case.attempts.append({"boot": self.boot, "reason": reason,
@@ -186,6 +188,8 @@ class Collector:
     def feed(self, data: bytes, now: float) -> None:
         for record in self._parser.feed(data):
             self._accept(record, now)
+            if record.kind != "out":  # output relayed for a test case says nothing of the runtime
+                self._last_record = record
         self._dispute_repeats()
 
     def _dispute_repeats(self) -> None:
@@ -236,7 +240,7 @@ class Collector:
             if self.boot_start is not None:
                 self._anomaly(record, "second start record in one boot")
                 return
-            self._boundary(record)
+            self._boundary(record.start)
             self.boot_start = record
             if self.start is None:
                 self.start = record
@@ -244,7 +248,7 @@ class Collector:
             if ntests is not None and ntests != str(len(self.planned_ids)):
                 self._anomaly(record, f"guest has {ntests} test cases, the plan {len(self.planned_ids)}")
         elif kind == "end":
-            self._boundary(record)
+            self._boundary(record.start)
             self.end = record
         elif kind == "begin":
             case = self._case_for(record)
@@ -253,7 +257,7 @@ class Collector:
             if case.begin is not None or case.result is not None:
                 self._anomaly(record, "test case begun twice")
                 return
-            self._boundary(record)
+            self._boundary(record.start)
             self._case_by_seq[record.seq] = int(record.fields["idx"])
             case.begin, case.begin_time, case.begin_boot = record, now, self.boot
             if self.first_begin_time is None:
@@ -269,18 +273,17 @@ class Collector:
         elif kind == "limit":
             self._accept_limit(record)
         elif kind == "idle":
-            self.idles, self._after_result = self.idles + 1, None
+            self.idles += 1
         elif kind == "more":
             self._accept_more(record)
         else:
             self._anomaly(record, f"unknown record kind {kind!r}")
 
-    def _boundary(self, record: Record) -> None:
-        """An accepted start, begin or end record ends the anomaly window of the test case
-        before it (_taint); a rejected one lies inside that window."""
-        self._boundaries.append(record.start)
-        self._last_boundary = max(self._last_boundary, record.start)
-        self._after_result = None
+    def _boundary(self, offset: int) -> None:
+        """An accepted start, begin or end record (or a boot's last complete line) ends the
+        anomaly window of the test case before it (_taint); a rejected record lies inside it."""
+        self._boundaries.append(offset)
+        self._last_boundary = max(self._last_boundary, offset)
 
     def _accept_result(self, record: Record, now: float) -> None:
         case = self._case_for(record)
@@ -297,7 +300,7 @@ class Collector:
             # The runtime begins every test case, even one its option check decides.
             self._anomaly(record, f"{verdict} for a test case that has not begun")
         else:
-            self._case_by_seq[record.seq] = self._after_result = int(record.fields["idx"])
+            self._case_by_seq[record.seq] = int(record.fields["idx"])
             case.result, case.result_time = record, now
             self.recent_result_times.append(now)
             self._settled.add(int(record.fields["idx"]))
@@ -314,7 +317,7 @@ class Collector:
         elif self.limit is not None and int(end) > self.limit:
             self._anomaly(record, f"limit end {end} above the earlier {self.limit}")
         else:
-            self.limit, self._after_result = int(end), None
+            self.limit = int(end)
             if self.on_limit:
                 self.on_limit(self.limit)
 
@@ -332,12 +335,11 @@ class Collector:
         self.more.append((first, end, step))
         self.range_limits.append(self.limit)
         self.asked, self.limit = range(first, end, step), None
-        self._after_result = None
 
     def ranges(self, env: dict[str, str]) -> list[range]:
         """What the current boot ran or was asked to run: its own range from `env` and each
         range it took in a `more` record, each cut at its confirmed limit."""
-        asked = [(int(env["PCERT_FIRST"]), int(env["PCERT_END"]), int(env.get("PCERT_STEP", "1")))]
+        asked = [_own_range(env)]
         limits = self.range_limits + [self.limit]
         return [range(first, end if limit is None else min(end, limit), step)
                 for (first, end, step), limit in zip(asked + self.more, limits)]
@@ -453,11 +455,16 @@ def asked_indexes(env: Mapping[str, str], planned_ids: Sequence[str]) -> Collect
     """
     if "PCERT_FIRST" not in env or "PCERT_END" not in env:
         return None
-    span = range(int(env["PCERT_FIRST"]), int(env["PCERT_END"]), int(env.get("PCERT_STEP", "1")))
+    span = range(*_own_range(env))
     if "PCERT_ONLY" not in env:
         return span
     only = set(env["PCERT_ONLY"].split(","))
     return frozenset(i for i in span if planned_ids[i] in only)
+
+
+def _own_range(env: Mapping[str, str]) -> tuple[int, int, int]:
+    """(first, end, step) of a boot's run parameters."""
+    return int(env["PCERT_FIRST"]), int(env["PCERT_END"]), int(env.get("PCERT_STEP", "1"))
 
 
 def _int(value: str | None) -> int | None:

@@ -172,8 +172,8 @@ class Session:
         """The test cases a boot with `env` was asked to run (and did not hand over)."""
         asked = [i for run in self.collector.ranges(env) for i in run if i in self.owned]
         if "PCERT_ONLY" in env:
-            only = set(env["PCERT_ONLY"].split(","))
-            return [i for i in asked if self.collector.planned_ids[i] in only]
+            only = asked_indexes(env, self.collector.planned_ids)
+            return [i for i in asked if i in only]
         return [i for i in asked if self.collector.attempts(i) == 0]
 
     def run(self, stop: threading.Event | None = None) -> list[BootRecord]:
